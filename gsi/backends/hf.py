@@ -1,0 +1,260 @@
+"""Transformers backend: batched step sampling with a KV cache, exact sampled log-probs.
+
+Sampling and scoring share one function, :func:`sampling_logprobs`, so a step's
+log-probability is the same whether it was just sampled or is scored later.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from gsi.types import SamplingParams, StepSample
+
+log = logging.getLogger(__name__)
+
+STEP_SEPARATOR = "\n\n"
+
+
+def sampling_logprobs(logits, temperature: float, top_p: float):
+    """Log-probabilities of the law actually sampled from: tempered, then top-p truncated.
+
+    Top-p keeps the smallest set of most likely tokens whose mass reaches ``top_p``
+    (always at least the top token) and renormalises over it.
+    """
+    import torch
+
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    if top_p >= 1.0:
+        return logp
+    sorted_lp, order = logp.sort(dim=-1, descending=True)
+    probs = sorted_lp.exp()
+    mass_before = probs.cumsum(dim=-1) - probs
+    drop_sorted = mass_before >= top_p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    logp = logp.masked_fill(drop, float("-inf"))
+    return logp - logp.logsumexp(dim=-1, keepdim=True)
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class HFBackend:
+    """A causal LM from a local directory or hub id, run with ``transformers``."""
+
+    def __init__(
+        self,
+        path: str,
+        name: str = "",
+        dtype: str = "float32",
+        device: str = "auto",
+        step_separator: str = STEP_SEPARATOR,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self.name = name or path
+        self.device = _resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        self.model.to(self.device).eval()
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+        self.eos_id = self.tokenizer.eos_token_id
+        sep_ids = self.tokenizer.encode(step_separator, add_special_tokens=False)
+        # A separator that is one token is a stop id; otherwise stop on decoded text.
+        self.stop_id = sep_ids[0] if len(sep_ids) == 1 else None
+        self.step_separator = step_separator
+
+    # ------------------------------------------------------------------ helpers
+    def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+        return [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
+
+    def _encode_step(self, step: StepSample) -> list[int]:
+        ids = self.tokenizer.encode(step.text, add_special_tokens=False)
+        return ids + [self.eos_id] if step.finish == "eos" else ids
+
+    def _left_pad(self, seqs: Sequence[Sequence[int]]):
+        import torch
+
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+                mask[i, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @staticmethod
+    def _positions(mask):
+        return (mask.cumsum(-1) - 1).clamp(min=0)
+
+    # ------------------------------------------------------------------ protocol
+    def sample(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        seeds: Sequence[int],
+        params: SamplingParams,
+    ) -> list[list[StepSample]]:
+        """``n`` steps per prompt; the prompt's KV cache is computed once and shared."""
+        import torch
+
+        if not prompts:
+            return []
+        rows = len(prompts) * n
+        # Per-problem uniforms: draw j of problem i uses row j of its own stream, so the
+        # result does not depend on which other problems share the batch.
+        uniforms = np.concatenate(
+            [np.random.default_rng(s).random((n, params.max_tokens)) for s in seeds]
+        )
+        uniforms_t = torch.from_numpy(uniforms).to(self.device, torch.float64)
+        ids, mask = self._left_pad(self._encode_prompts(prompts))
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True
+            )
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n)
+            logits = out.logits[:, -1, :].repeat_interleave(n, dim=0)
+            mask = mask.repeat_interleave(n, dim=0)
+            positions = self._positions(mask)[:, -1:]
+            tokens = torch.full((rows, params.max_tokens), self.pad_id, dtype=torch.long)
+            logprob = torch.zeros(rows, dtype=torch.float64, device=self.device)
+            length = torch.zeros(rows, dtype=torch.long)
+            finish = ["length"] * rows
+            active = torch.ones(rows, dtype=torch.bool, device=self.device)
+            for t in range(params.max_tokens):
+                logp = sampling_logprobs(logits, params.temperature, params.top_p)
+                cdf = logp.double().exp().cumsum(-1)
+                u = uniforms_t[:, t : t + 1].clamp(min=1e-12) * cdf[:, -1:]
+                next_tok = torch.searchsorted(cdf, u).clamp(max=cdf.shape[-1] - 1).squeeze(-1)
+                tok_lp = logp.gather(-1, next_tok[:, None]).squeeze(-1).double()
+                logprob += torch.where(active, tok_lp, torch.zeros_like(tok_lp))
+                next_cpu = next_tok.cpu()
+                active_cpu = active.cpu()
+                tokens[active_cpu, t] = next_cpu[active_cpu]
+                length += active_cpu.long()
+                stopped = torch.zeros_like(active)
+                if self.eos_id is not None:
+                    stopped |= next_tok == self.eos_id
+                if self.stop_id is not None:
+                    stopped |= next_tok == self.stop_id
+                for r in torch.nonzero(stopped & active).flatten().tolist():
+                    finish[r] = "eos" if int(next_cpu[r]) == self.eos_id else "stop"
+                active &= ~stopped
+                if self.stop_id is None:
+                    self._stop_on_text(tokens, length, active, finish)
+                if not bool(active.any()) or t == params.max_tokens - 1:
+                    break
+                feed = torch.where(active, next_tok, torch.full_like(next_tok, self.pad_id))
+                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=self.device)], 1)
+                positions = positions + 1
+                out = self.model(
+                    input_ids=feed[:, None],
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :]
+        return self._collect(tokens, length, logprob.cpu().numpy(), finish, len(prompts), n)
+
+    def _stop_on_text(self, tokens, length, active, finish) -> None:
+        for r in torch_nonzero(active):
+            text = self.tokenizer.decode(tokens[r, : int(length[r])].tolist())
+            if self.step_separator in text:
+                active[r] = False
+                finish[r] = "stop"
+
+    def _collect(self, tokens, length, logprob, finish, num_prompts, n) -> list[list[StepSample]]:
+        out: list[list[StepSample]] = []
+        for i in range(num_prompts):
+            group = []
+            for j in range(n):
+                r = i * n + j
+                ids = tokens[r, : int(length[r])].tolist()
+                if finish[r] == "eos":
+                    ids = ids[:-1]
+                text = self.tokenizer.decode(ids, skip_special_tokens=False)
+                group.append(StepSample(text, int(length[r]), float(logprob[r]), finish[r]))  # type: ignore[arg-type]
+            out.append(group)
+        return out
+
+    def score(
+        self,
+        prompts: Sequence[str],
+        steps: Sequence[Sequence[StepSample]],
+        params: SamplingParams,
+    ) -> list[np.ndarray]:
+        """``log pi(step | prompt)`` for every given step.
+
+        Each prompt is run once; its KV cache is shared by all of its steps, which are
+        then run together in one forward pass (right-padded after the prompt).
+        """
+        import torch
+
+        counts = [len(group) for group in steps]
+        if sum(counts) == 0:
+            return [np.zeros(0) for _ in prompts]
+        keep = [i for i, c in enumerate(counts) if c]
+        ids, mask = self._left_pad([self._encode_prompts([prompts[i]])[0] for i in keep])
+        conts = [self._encode_step(step) for i in keep for step in steps[i]]
+        rows = torch.repeat_interleave(torch.arange(len(keep)), torch.tensor([counts[i] for i in keep]))
+        width = max(len(c) for c in conts)
+        cont = torch.full((len(conts), width), self.pad_id, dtype=torch.long)
+        cont_mask = torch.zeros((len(conts), width), dtype=torch.long)
+        for r, c in enumerate(conts):
+            cont[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+            cont_mask[r, : len(c)] = 1
+        cont, cont_mask = cont.to(self.device), cont_mask.to(self.device)
+        rows_d = rows.to(self.device)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True
+            )
+            first = out.logits[:, -1, :].index_select(0, rows_d)[:, None, :]
+            if width > 1:
+                cache = out.past_key_values
+                cache.batch_select_indices(rows_d)
+                prefix_mask = mask.index_select(0, rows_d)
+                start = prefix_mask.sum(-1, keepdim=True)
+                positions = start + torch.arange(width - 1, device=self.device)[None, :]
+                rest = self.model(
+                    input_ids=cont[:, :-1],
+                    attention_mask=torch.cat([prefix_mask, cont_mask[:, :-1]], dim=1),
+                    position_ids=positions,
+                    past_key_values=cache,
+                ).logits
+                logits = torch.cat([first, rest], dim=1)
+            else:
+                logits = first
+            logp = sampling_logprobs(logits, params.temperature, params.top_p)
+            tok_lp = logp.gather(-1, cont[:, :, None]).squeeze(-1).double()
+            # 0 * -inf would be NaN: zero the padding explicitly
+            tok_lp = torch.where(cont_mask.bool(), tok_lp, torch.zeros_like(tok_lp))
+            totals = tok_lp.sum(-1).cpu().numpy()
+        out_list, k = [], 0
+        for c in counts:
+            out_list.append(totals[k : k + c])
+            k += c
+        return out_list
+
+
+def torch_nonzero(mask) -> list[int]:
+    import torch
+
+    return torch.nonzero(mask).flatten().tolist()

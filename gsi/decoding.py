@@ -1,0 +1,283 @@
+"""THE decoding loop: step-synchronous over a batch of problems, for every method.
+
+Each step makes at most one batched call of each kind for all active problems:
+proposer sampling, reward of the candidates, big-model scoring of the candidates (only
+where the method needs it), and for the rejected problems big-model sampling plus its
+reward. Problems leave the batch when they finish and waiting problems take their
+places. All randomness of a problem comes from streams keyed by (seed, problem id,
+step, purpose), so a problem's result does not depend on its batch or shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from gsi.backends.base import LanguageModel
+from gsi.config import RunSettings
+from gsi.grading import extract_boxed
+from gsi.methods import FALLBACK, Choice, StepScores
+from gsi.rewards.base import ProcessReward
+from gsi.types import Problem, ProblemResult, Source, StepRecord, StepSample
+
+log = logging.getLogger(__name__)
+
+# Purposes of the per-problem random streams.
+PROPOSE, CHOOSE, FALLBACK_SAMPLE, FALLBACK_CHOOSE = range(4)
+
+
+@dataclass
+class CallStats:
+    """Wall time and call counts inside model and reward calls, per role."""
+
+    time_small_s: float = 0.0
+    time_big_s: float = 0.0
+    time_reward_s: float = 0.0
+    calls_small: int = 0
+    calls_big: int = 0
+    calls_reward: int = 0
+    steps: int = 0
+
+    def timed(self, role: str, fn: Callable, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            setattr(self, f"time_{role}_s", getattr(self, f"time_{role}_s") + time.perf_counter() - start)
+            setattr(self, f"calls_{role}", getattr(self, f"calls_{role}") + 1)
+
+
+@dataclass
+class _State:
+    problem: Problem
+    started: float
+    steps: list[StepRecord] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=lambda: {"small": 0, "big": 0})
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.steps]
+
+    @property
+    def prefix(self) -> str:
+        return self.problem.prompt + "".join(self.texts)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one step decided for one problem, before any state changes."""
+
+    sample: StepSample | None  # None: no valid candidate
+    reward: float
+    source: Source
+    accepted: bool
+    num_candidates: int
+    score: float | None
+    tokens: dict[str, int]
+
+
+def _dedup(samples: list[list[StepSample]]) -> tuple[list[list[StepSample]], list[np.ndarray]]:
+    """Per problem, the distinct candidates and the index of each candidate among them."""
+    unique, inverse = [], []
+    for group in samples:
+        seen: dict[tuple[str, str], int] = {}
+        firsts: list[StepSample] = []
+        idx = []
+        for c in group:
+            key = (c.text, c.finish)
+            if key not in seen:
+                seen[key] = len(firsts)
+                firsts.append(c)
+            idx.append(seen[key])
+        unique.append(firsts)
+        inverse.append(np.array(idx, dtype=np.int64))
+    return unique, inverse
+
+
+def stream_seed(seed: int, problem_id: str, step: int, purpose: int) -> int:
+    """A 63-bit seed for one (run, problem, step, purpose), stable across processes."""
+    key = list(problem_id.encode())
+    state = np.random.SeedSequence([seed, step, purpose, *key]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+class Decoder:
+    """Runs a method over problems with a small model, a big model and a reward."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        small: LanguageModel | None,
+        big: LanguageModel | None,
+        reward: ProcessReward,
+        grader: Callable[[str | None, str], bool],
+    ) -> None:
+        self.s = settings
+        self.models = {"small": small, "big": big}
+        self.reward = reward
+        self.grader = grader
+        self.stats = CallStats()
+
+    # ------------------------------------------------------------------ public
+    def run(self, problems: Iterable[Problem], on_result: Callable[[ProblemResult], None]) -> CallStats:
+        waiting = deque(problems)
+        active: list[_State] = []
+        while waiting or active:
+            while waiting and len(active) < self.s.batch_size:
+                active.append(_State(waiting.popleft(), time.perf_counter()))
+            outcomes = self._step_isolating_errors(active)
+            still: list[_State] = []
+            for state, outcome in zip(active, outcomes):
+                result = self._apply(state, outcome)
+                if result is None:
+                    still.append(state)
+                else:
+                    on_result(result)
+            active = still
+            self.stats.steps += 1
+        return self.stats
+
+    # ------------------------------------------------------------------ one step
+    def _step_isolating_errors(self, batch: list[_State]) -> list[_Outcome | BaseException]:
+        """Run the batched step; if it raises, retry problem by problem so one bad
+        problem fails alone (its error is recorded, the others go on)."""
+        try:
+            return list(self._step(batch))
+        except Exception as exc:  # noqa: BLE001 - isolate per problem below
+            if len(batch) == 1:
+                log.warning("problem %s failed: %s", batch[0].problem.id, exc)
+                return [exc]
+            log.warning("batched step failed (%s); retrying its %d problems one by one", exc, len(batch))
+            return [self._step_isolating_errors([s])[0] for s in batch]
+
+    def _sample(self, role: Source, batch: Sequence[_State], n: int, purpose: int) -> list[list[StepSample]]:
+        model = self.models[role]
+        assert model is not None, f"method needs the {role} model"
+        seeds = [stream_seed(self.s.seed, st.problem.id, len(st.steps), purpose) for st in batch]
+        return self.stats.timed(role, model.sample, [st.prefix for st in batch], n, seeds, self.s.sampling)
+
+    def _rewards(self, batch: Sequence[_State], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        questions = [st.problem.prompt for st in batch]
+        previous = [st.texts for st in batch]
+        return self.stats.timed("reward", self.reward.score, questions, previous, candidates)
+
+    def _score_big(self, batch: Sequence[_State], samples: list[list[StepSample]]) -> list[np.ndarray]:
+        """log pi_B of every candidate; identical candidates of a problem are scored once."""
+        big = self.models["big"]
+        assert big is not None
+        unique, inverse = _dedup(samples)
+        scored = self.stats.timed("big", big.score, [st.prefix for st in batch], unique, self.s.sampling)
+        return [values[inv] for values, inv in zip(scored, inverse)]
+
+    def _rng(self, state: _State, purpose: int) -> np.random.Generator:
+        return np.random.default_rng(stream_seed(self.s.seed, state.problem.id, len(state.steps), purpose))
+
+    def _step(self, batch: list[_State]) -> list[_Outcome]:
+        method, s = self.s.method, self.s
+        n = method.num_candidates(s.n_small, s.n_big)
+        samples = self._sample(method.proposer, batch, n, PROPOSE)
+        texts = [[c.text for c in group] for group in samples]
+        rewards: list[np.ndarray | None] = (
+            self._rewards(batch, texts) if method.needs_reward else [None] * len(batch)
+        )
+        target: list[np.ndarray | None] = [None] * len(batch)
+        if method.needs_target_logprobs:
+            target = self._score_big(batch, samples)
+        choices = [
+            method.choose(
+                StepScores(r, np.array([c.logprob for c in group]), t), s.params, self._rng(st, CHOOSE)
+            )
+            for st, group, r, t in zip(batch, samples, rewards, target)
+        ]
+        fallback = self._fallback(batch, choices) if method.rejects else {}
+        outcomes: list[_Outcome] = []
+        for k, (group, choice, r) in enumerate(zip(samples, choices, rewards)):
+            tokens = {"small": 0, "big": 0}
+            tokens[method.proposer] += sum(c.num_tokens for c in group)
+            if k in fallback:
+                fb_group, fb_choice, fb_rewards = fallback[k]
+                tokens["big"] += sum(c.num_tokens for c in fb_group)
+                outcomes.append(self._outcome(fb_group, fb_choice, fb_rewards, "big", False, choice.score, tokens))
+            else:
+                outcomes.append(self._outcome(group, choice, r, method.proposer, True, choice.score, tokens))
+        return self._fill_missing_rewards(batch, outcomes)
+
+    def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
+        """soft_bon(pi_B, n_B) for the problems whose proposal was rejected."""
+        rejected = [k for k, c in enumerate(choices) if not c.accepted]
+        if not rejected:
+            return {}
+        sub = [batch[k] for k in rejected]
+        samples = self._sample("big", sub, self.s.n_big, FALLBACK_SAMPLE)
+        rewards = self._rewards(sub, [[c.text for c in g] for g in samples])
+        out = {}
+        for k, st, group, r in zip(rejected, sub, samples, rewards):
+            choice = FALLBACK.choose(StepScores(r), self.s.params, self._rng(st, FALLBACK_CHOOSE))
+            out[k] = (group, choice, r)
+        return out
+
+    @staticmethod
+    def _outcome(group, choice: Choice, rewards, source: Source, accepted: bool, score, tokens) -> _Outcome:
+        if choice.index is None:
+            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens)
+        reward = float(rewards[choice.index]) if rewards is not None else float("nan")
+        return _Outcome(group[choice.index], reward, source, accepted, len(group), score, tokens)
+
+    def _fill_missing_rewards(self, batch: list[_State], outcomes: list[_Outcome]) -> list[_Outcome]:
+        """Methods that do not need rewards still report the chosen step's reward."""
+        missing = [k for k, o in enumerate(outcomes) if o.sample is not None and np.isnan(o.reward)]
+        if not missing:
+            return outcomes
+        scored = self._rewards([batch[k] for k in missing], [[outcomes[k].sample.text] for k in missing])
+        out = list(outcomes)
+        for k, r in zip(missing, scored):
+            o = out[k]
+            out[k] = _Outcome(o.sample, float(r[0]), o.source, o.accepted, o.num_candidates, o.score, o.tokens)
+        return out
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _apply(self, state: _State, outcome: _Outcome | BaseException) -> ProblemResult | None:
+        """Add the chosen step; return the problem's result if it has finished."""
+        if isinstance(outcome, BaseException):
+            return self._result(state, "error", error=f"{type(outcome).__name__}: {outcome}")
+        for role, count in outcome.tokens.items():
+            state.tokens[role] += count
+        if outcome.sample is None:
+            return self._result(state, "no_valid_candidate")
+        sample = outcome.sample
+        state.steps.append(
+            StepRecord(
+                sample.text, outcome.reward, outcome.source, outcome.accepted, outcome.num_candidates, outcome.score
+            )
+        )
+        if "\\boxed{" in sample.text:
+            return self._result(state, "answer")
+        if sample.finish == "eos":
+            return self._result(state, "eos")
+        if len(state.steps) >= self.s.max_steps:
+            return self._result(state, "max_steps")
+        return None
+
+    def _result(self, state: _State, stop_reason: str, error: str | None = None) -> ProblemResult:
+        answer = extract_boxed("".join(state.texts))
+        steps = state.steps
+        return ProblemResult(
+            problem_id=state.problem.id,
+            correct=bool(self.grader(answer, state.problem.answer)),
+            final_reward=steps[-1].reward if steps else float("nan"),
+            steps=len(steps),
+            accepted_steps=sum(1 for st in steps if st.source == "small" and st.accepted),
+            latency_s=time.perf_counter() - state.started,
+            tokens_small=state.tokens["small"],
+            tokens_big=state.tokens["big"],
+            stop_reason=stop_reason,
+            answer=answer,
+            reference=state.problem.answer,
+            steps_detail=[asdict(st) for st in steps],
+            error=error,
+        )

@@ -1,0 +1,159 @@
+"""Per-step decision policies of GSI.md as pure functions of arrays and a generator.
+
+A :class:`Method` says which model proposes, how many candidates, which quantities
+its decision needs (so the loop computes nothing else) and how it picks and accepts.
+No method calls a model: the decoding loop does that and hands over the arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+from gsi.methods.selection import clean, draw, tempered_probabilities
+from gsi.types import Source
+
+__all__ = ["Choice", "Method", "MethodParams", "StepScores", "METHODS", "get_method", "FALLBACK"]
+
+
+@dataclass(frozen=True)
+class StepScores:
+    """What the loop measured for one problem's candidates at one step."""
+
+    rewards: np.ndarray | None = None
+    logp_proposal: np.ndarray | None = None  # under the law the candidates came from
+    logp_target: np.ndarray | None = None  # under pi_B (scored), for importance weights
+
+
+@dataclass(frozen=True)
+class MethodParams:
+    beta: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The decision for one problem: which candidate, and whether it is accepted.
+
+    ``index`` is None when no candidate is valid (every weight -inf).
+    ``score`` is the quantity compared with the threshold (tilted or raw reward).
+    """
+
+    index: int | None
+    accepted: bool
+    probabilities: np.ndarray | None
+    score: float | None = None
+
+
+Probabilities = Callable[[StepScores, MethodParams], "np.ndarray | None"]
+AcceptScore = Callable[[StepScores, int, MethodParams], float]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    proposer: Source
+    n_param: Literal["n_small", "n_big", "one"]
+    needs_reward: bool
+    needs_target_logprobs: bool
+    probabilities: Probabilities
+    accept_score: AcceptScore | None = None  # None: never rejects
+
+    @property
+    def rejects(self) -> bool:
+        return self.accept_score is not None
+
+    @property
+    def uses_big(self) -> bool:
+        return self.proposer == "big" or self.rejects or self.needs_target_logprobs
+
+    def num_candidates(self, n_small: int, n_big: int) -> int:
+        return {"n_small": n_small, "n_big": n_big, "one": 1}[self.n_param]
+
+    def choose(self, scores: StepScores, params: MethodParams, rng: np.random.Generator) -> Choice:
+        """Pick a candidate with the method's probabilities and apply its accept rule."""
+        probs = self.probabilities(scores, params)
+        if probs is None:
+            return Choice(None, False, None)
+        index = draw(probs, rng)
+        if self.accept_score is None:
+            return Choice(index, True, probs)
+        score = self.accept_score(scores, index, params)
+        return Choice(index, bool(score >= params.threshold), probs, score)
+
+
+# ---------------------------------------------------------------- decisions
+def _log_ratio(scores: StepScores) -> np.ndarray:
+    assert scores.logp_target is not None and scores.logp_proposal is not None
+    return clean(scores.logp_target) - clean(scores.logp_proposal)
+
+
+def gsi_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
+    """softmax(beta * s) with s = r + (log pi_B - log pi_S) / beta, i.e. importance
+    sampling of the tilted target: weights exp(beta r) * pi_B / pi_S."""
+    assert scores.rewards is not None
+    return tempered_probabilities(params.beta, scores.rewards, _log_ratio(scores))
+
+
+def tilted_reward(scores: StepScores, index: int, params: MethodParams) -> float:
+    """GSI's s_i = r_i + (log pi_B - log pi_S) / beta, compared with the threshold."""
+    assert scores.rewards is not None
+    r = float(clean(scores.rewards)[index])
+    delta = float(_log_ratio(scores)[index])
+    if math.isnan(delta):
+        return -math.inf
+    beta = params.beta
+    if math.isinf(beta):
+        return r if delta > -math.inf else -math.inf
+    if beta == 0.0:
+        return r + (math.inf if delta > 0 else -math.inf if delta < 0 else 0.0)
+    return r + delta / beta
+
+
+def soft_bon_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
+    assert scores.rewards is not None
+    return tempered_probabilities(params.beta, scores.rewards)
+
+
+def hard_bon_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
+    assert scores.rewards is not None
+    return tempered_probabilities(math.inf, scores.rewards)
+
+
+def single_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray:
+    return np.ones(1)
+
+
+def raw_reward(scores: StepScores, index: int, params: MethodParams) -> float:
+    assert scores.rewards is not None
+    return float(clean(scores.rewards)[index])
+
+
+# ---------------------------------------------------------------- registry
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("gsi", "small", "n_small", True, True, gsi_probabilities, tilted_reward),
+        Method("gsi_no_reject", "small", "n_small", True, True, gsi_probabilities),
+        Method("rsd", "small", "n_small", True, False, soft_bon_probabilities, raw_reward),
+        Method("soft_bon_small", "small", "n_small", True, False, soft_bon_probabilities),
+        Method("soft_bon_big", "big", "n_big", True, False, soft_bon_probabilities),
+        Method("bon_small", "small", "n_small", True, False, hard_bon_probabilities),
+        Method("bon_big", "big", "n_big", True, False, hard_bon_probabilities),
+        Method("small", "small", "one", False, False, single_probabilities),
+        Method("big", "big", "one", False, False, single_probabilities),
+    ]
+}
+
+# What a rejected step falls back to: soft best-of-n_B with the big model.
+FALLBACK = METHODS["soft_bon_big"]
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"method.name={name!r} is not a method; choose from {sorted(METHODS)}") from None

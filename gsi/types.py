@@ -1,0 +1,93 @@
+"""Small frozen records passed between the loop, the backends and the outputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Finish = Literal["stop", "eos", "length"]
+Source = Literal["small", "big"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: ``prompt`` is the full text the models continue."""
+
+    id: str
+    prompt: str
+    answer: str
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How a step is sampled; log-probs always refer to this (tempered, truncated) law."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class StepSample:
+    """One sampled step and its log-probability under the distribution it came from.
+
+    ``finish`` is ``"stop"`` (ended with the step separator, which ``text`` includes),
+    ``"eos"`` (the model ended the sequence; EOS is not in ``text`` but is in
+    ``logprob``) or ``"length"`` (``max_tokens`` reached).
+    """
+
+    text: str
+    num_tokens: int
+    logprob: float
+    finish: Finish
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A chosen step as written to ``results.jsonl``."""
+
+    text: str
+    reward: float
+    source: Source
+    accepted: bool
+    num_candidates: int
+    score: float | None = None  # the quantity compared with the threshold, if any
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """One finished problem: the per-problem fields of GSI.md."""
+
+    problem_id: str
+    correct: bool
+    final_reward: float
+    steps: int
+    accepted_steps: int
+    latency_s: float
+    tokens_small: int
+    tokens_big: int
+    stop_reason: str
+    answer: str | None
+    reference: str
+    steps_detail: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: non-finite floats (a missing reward) become null."""
+        return _finite(asdict(self))
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "ProblemResult":
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row})
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
