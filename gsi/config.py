@@ -1,0 +1,189 @@
+"""Config schemas (registered in Hydra's ConfigStore) and start-up validation.
+
+Each group option in ``conf/`` names its schema in its defaults list, so a misspelt key
+fails at composition. Value checks that types cannot express (n >= 1, 0 < top_p <= 1,
+...) live in :func:`validate`, which turns the composed config into the frozen
+:class:`RunSettings` the loop uses, or raises :class:`ConfigError` with one line naming
+the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from gsi.methods import METHODS, Method, MethodParams, get_method
+from gsi.types import SamplingParams
+
+ASSETS = Path(__file__).resolve().parent / "toy" / "assets"
+
+
+class ConfigError(ValueError):
+    """A configuration value that is not allowed; the message is one line for the user."""
+
+
+# ------------------------------------------------------------------ group schemas
+@dataclass
+class BackendConfig:
+    """A language model; ``_target_`` picks the backend class."""
+
+    _target_: str = "gsi.backends.hf.HFBackend"
+    path: str = MISSING
+    name: str = ""
+    dtype: str = "float32"
+    device: str = "auto"
+
+
+@dataclass
+class ModelPairConfig:
+    """The small (proposal) model and the big (base) model."""
+
+    small: BackendConfig = field(default_factory=BackendConfig)
+    big: Optional[BackendConfig] = None
+
+
+@dataclass
+class RewardConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+
+
+@dataclass
+class ToyVerifierConfig(RewardConfig):
+    """The toy task's step verifier; ``noise`` is the std of its (text-keyed) error."""
+
+    _target_: str = "gsi.rewards.toy.ToyVerifier"
+    name: str = "toy_verifier"
+    noise: float = 0.0
+
+
+@dataclass
+class ToyDatasetConfig:
+    """The synthetic arithmetic task; problems are drawn from ``seed``."""
+
+    _target_: str = "gsi.data.ToyArithmetic"
+    name: str = "toy_arith"
+    num_problems: int = 500
+    seed: int = 1234
+    min_ops: int = 2
+    max_ops: int = 3
+    grader: str = "exact_number"
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+
+
+@dataclass
+class ShardConfig:
+    index: int = 0
+    count: int = 1
+
+
+@dataclass
+class Config:
+    """Top-level knobs a sweep can name directly (``python run.py -m beta=0.5,1,2``)."""
+
+    model: Any = MISSING
+    reward: Any = MISSING
+    dataset: Any = MISSING
+    method: Any = MISSING
+    beta: float = 20.0
+    threshold: float = 0.5
+    n_small: int = 4
+    n_big: int = 4
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_steps: int = 8
+    max_step_tokens: int = 16
+    batch_size: int = 64
+    limit: Optional[int] = None
+    seed: int = 0
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    progress: bool = True
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="gsi_schema", node=Config)
+    cs.store(group="model", name="model_schema", node=ModelPairConfig)
+    cs.store(group="reward", name="reward_schema", node=RewardConfig)
+    cs.store(group="reward", name="toy_verifier_schema", node=ToyVerifierConfig)
+    cs.store(group="dataset", name="toy_dataset_schema", node=ToyDatasetConfig)
+    cs.store(group="method", name="method_schema", node=MethodConfig)
+
+
+def toy_model_path(name: str) -> str:
+    """``${gsi.toy_model:small}`` -> the packaged toy model directory."""
+    return str(ASSETS / name)
+
+
+if not OmegaConf.has_resolver("gsi.toy_model"):
+    OmegaConf.register_new_resolver("gsi.toy_model", toy_model_path)
+register_configs()
+
+
+# ------------------------------------------------------------------ validation
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything the decoding loop needs from the config, checked."""
+
+    method: Method
+    params: MethodParams
+    sampling: SamplingParams
+    n_small: int
+    n_big: int
+    max_steps: int
+    batch_size: int
+    seed: int
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}")
+
+
+def validate(cfg: DictConfig) -> RunSettings:
+    """Check the values types cannot; return the loop's settings."""
+    name = cfg.method.name
+    if name not in METHODS:
+        raise ConfigError(f"method.name={name!r} is not allowed: choose one of {', '.join(METHODS)}")
+    method = get_method(name)
+    beta = float(cfg.beta)
+    _check(not math.isnan(beta) and beta >= 0, "beta", cfg.beta, "a number >= 0 (inf allowed)")
+    _check(not math.isnan(float(cfg.threshold)), "threshold", cfg.threshold, "a number (-inf allowed)")
+    for key in ("n_small", "n_big", "max_steps", "max_step_tokens", "batch_size"):
+        _check(int(cfg[key]) >= 1, key, cfg[key], "an integer >= 1")
+    temperature = float(cfg.temperature)
+    _check(temperature > 0 and math.isfinite(temperature), "temperature", cfg.temperature, "a number > 0")
+    top_p = float(cfg.top_p)
+    _check(0 < top_p <= 1, "top_p", cfg.top_p, "in (0, 1]")
+    _check(cfg.limit is None or int(cfg.limit) >= 0, "limit", cfg.limit, "null (all) or an integer >= 0")
+    _check(int(cfg.shard.count) >= 1, "shard.count", cfg.shard.count, "an integer >= 1")
+    _check(
+        0 <= int(cfg.shard.index) < int(cfg.shard.count),
+        "shard.index",
+        cfg.shard.index,
+        f"an integer in [0, shard.count={cfg.shard.count})",
+    )
+    if method.uses_big and cfg.model.get("big") is None:
+        raise ConfigError(
+            f"method.name={name!r} needs a big model but model.big is null: "
+            "pick a model pair with a big model (e.g. model=toy)"
+        )
+    return RunSettings(
+        method=method,
+        params=MethodParams(beta=beta, threshold=float(cfg.threshold)),
+        sampling=SamplingParams(temperature, top_p, int(cfg.max_step_tokens)),
+        n_small=int(cfg.n_small),
+        n_big=int(cfg.n_big),
+        max_steps=int(cfg.max_steps),
+        batch_size=int(cfg.batch_size),
+        seed=int(cfg.seed),
+    )

@@ -1,0 +1,54 @@
+"""Data sets as lists of :class:`Problem`, and the stable shard/limit selection."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+from gsi.types import Problem
+
+
+class ToyArithmetic:
+    """The embedded toy world's evaluation problems (held out from training)."""
+
+    def __init__(
+        self,
+        name: str = "toy_arith",
+        num_problems: int = 500,
+        seed: int = 1234,
+        min_ops: int = 2,
+        max_ops: int = 3,
+        grader: str = "exact_number",
+    ) -> None:
+        self.name = name
+        self.num_problems = num_problems
+        self.seed = seed
+        self.min_ops = min_ops
+        self.max_ops = max_ops
+        self.grader = grader
+
+    def load(self) -> list[Problem]:
+        from gsi.toy.task import generate_problems
+
+        problems = generate_problems(self.num_problems, self.seed, True, self.min_ops, self.max_ops)
+        return [
+            Problem(
+                id=f"{self.name}-{self.seed}-{i:05d}",
+                prompt=p.prompt,
+                answer=str(p.answer),
+                question=p.expr,
+            )
+            for i, p in enumerate(problems)
+        ]
+
+
+def shard_of(problem_id: str, count: int) -> int:
+    """Stable shard of a problem: a hash of its id, independent of order and batch size."""
+    digest = hashlib.sha256(problem_id.encode()).digest()
+    return int.from_bytes(digest[:8], "little") % count
+
+
+def select(problems: Sequence[Problem], limit: int | None, index: int, count: int) -> list[Problem]:
+    """The first ``limit`` problems of the data set, then this shard's part of them."""
+    chosen = list(problems if limit is None else problems[:limit])
+    return [p for p in chosen if shard_of(p.id, count) == index]

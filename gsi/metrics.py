@@ -1,0 +1,83 @@
+"""Per-run metrics of GSI.md from per-problem results and the loop's call timings."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from gsi.decoding import CallStats
+
+METRIC_ORDER = [
+    "accuracy",
+    "mean_final_reward",
+    "acceptance_rate",
+    "steps_per_problem",
+    "latency_mean_s",
+    "latency_p50_s",
+    "latency_p95_s",
+    "wall_time_s",
+    "problems_per_s",
+    "tokens_small",
+    "tokens_big",
+    "time_small_s",
+    "time_big_s",
+    "time_reward_s",
+    "overhead_fraction",
+    "num_problems",
+    "num_errors",
+]
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def compute_metrics(rows: Iterable[dict[str, Any]], stats: CallStats, wall_time_s: float, new_problems: int) -> dict:
+    """Quality metrics over all ``rows``; timing metrics over this invocation only.
+
+    ``wall_time_s`` and the ``time_*`` figures cover the work done in this process
+    (``new_problems`` problems); on a resumed run the earlier problems' latencies are
+    still in the latency percentiles.
+    """
+    rows = list(rows)
+    steps = sum(r["steps"] for r in rows)
+    latencies = [r["latency_s"] for r in rows]
+    inside = stats.time_small_s + stats.time_big_s + stats.time_reward_s
+    metrics = {
+        "accuracy": _mean([float(r["correct"]) for r in rows]),
+        "mean_final_reward": _mean([r["final_reward"] for r in rows]),
+        "acceptance_rate": (sum(r["accepted_steps"] for r in rows) / steps) if steps else None,
+        "steps_per_problem": steps / len(rows) if rows else None,
+        "latency_mean_s": _mean(latencies),
+        "latency_p50_s": float(np.percentile(latencies, 50)) if rows else None,
+        "latency_p95_s": float(np.percentile(latencies, 95)) if rows else None,
+        "wall_time_s": wall_time_s,
+        "problems_per_s": new_problems / wall_time_s if wall_time_s > 0 else None,
+        "tokens_small": int(sum(r["tokens_small"] for r in rows)),
+        "tokens_big": int(sum(r["tokens_big"] for r in rows)),
+        "time_small_s": stats.time_small_s,
+        "time_big_s": stats.time_big_s,
+        "time_reward_s": stats.time_reward_s,
+        "overhead_fraction": max(0.0, 1.0 - inside / wall_time_s) if wall_time_s > 0 else None,
+        "num_problems": len(rows),
+        "num_errors": sum(1 for r in rows if r["stop_reason"] == "error"),
+        "new_problems": new_problems,
+        "decoding_steps": stats.steps,
+    }
+    return metrics
+
+
+def format_summary(metrics: dict, title: str) -> str:
+    """A two-column table a person reads at the end of a run."""
+    lines = [title, "-" * max(len(title), 40)]
+    for key in METRIC_ORDER:
+        value = metrics.get(key)
+        if isinstance(value, float):
+            text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+        else:
+            text = "n/a" if value is None else str(value)
+        lines.append(f"{key:<20} {text:>12}")
+    return "\n".join(lines)

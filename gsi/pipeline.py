@@ -1,0 +1,109 @@
+"""One run: config -> data, models, reward, method -> decoding loop -> files.
+
+Writes into the run directory (Hydra's output directory by default):
+``results.jsonl`` (a line per finished problem, flushed as it finishes),
+``metrics.json`` (atomically, at the end) and ``config.yaml`` (the resolved config).
+Problems already in ``results.jsonl`` are skipped, so a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from gsi.config import ConfigError, validate
+from gsi.data import select
+from gsi.grading import get_grader
+from gsi.metrics import compute_metrics, format_summary
+from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def _hydra_output_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        raise ConfigError("no output directory: call run(cfg, output_dir) or run through run.py")
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _instantiate(node: DictConfig, what: str):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"could not build {what} from {node.get('_target_')}: {cause}") from exc
+
+
+def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
+    """Run (or resume) one configuration; return its metrics."""
+    try:
+        return _run(cfg, output_dir)
+    except ConfigError as exc:
+        print(f"gsi: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
+    settings = validate(cfg)
+    out = Path(output_dir) if output_dir is not None else _hydra_output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    dataset = _instantiate(cfg.dataset, "the dataset")
+    grader = get_grader(cfg.dataset.grader)
+    problems = select(dataset.load(), cfg.limit, int(cfg.shard.index), int(cfg.shard.count))
+    store = ResultStore(out / "results.jsonl")
+    wanted = {p.id for p in problems}
+    todo = [p for p in problems if p.id not in store.finished]
+    method = settings.method
+    log.info(
+        "method=%s beta=%s threshold=%s: %d problems (%d already done) -> %s",
+        method.name, settings.params.beta, settings.params.threshold,
+        len(problems), len(problems) - len(todo), out,
+    )
+
+    start = time.perf_counter()
+    stats = None
+    if todo:
+        from gsi.decoding import Decoder
+
+        small = _instantiate(cfg.model.small, "model.small") if method.proposer == "small" else None
+        big = _instantiate(cfg.model.big, "model.big") if method.uses_big else None
+        reward = _instantiate(cfg.reward, "the reward")
+        decoder = Decoder(settings, small, big, reward, grader)
+        start = time.perf_counter()
+        with _progress(len(todo), cfg.progress, method.name) as bar:
+            def on_result(result) -> None:
+                store.append(result)
+                bar.update(1)
+
+            try:
+                stats = decoder.run(todo, on_result)
+            finally:
+                store.close()
+    wall = time.perf_counter() - start
+    if stats is None:
+        from gsi.decoding import CallStats
+
+        stats = CallStats()
+    rows = [store.rows[pid] for pid in store.rows if pid in wanted]
+    metrics = compute_metrics(rows, stats, wall, len(todo))
+    metrics.update({"method": method.name, "beta": settings.params.beta, "threshold": settings.params.threshold})
+    atomic_write_json(out / "metrics.json", metrics)
+    print(format_summary(metrics, f"gsi run: method={method.name} -> {out}"))
+    return metrics
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="problem", disable=not enabled, file=sys.stderr, mininterval=0.5)

@@ -1,0 +1,15 @@
+"""Entry point: ``python run.py [key=value ...]`` or ``python run.py -m key=a,b ...``."""
+
+import hydra
+from omegaconf import DictConfig
+
+import gsi.pipeline
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    gsi.pipeline.run(cfg)
+
+
+if __name__ == "__main__":
+    main()
