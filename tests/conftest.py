@@ -1,0 +1,49 @@
+"""Shared fixtures: compose the real ``conf/`` with overrides, and toy-world tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def compose():
+    """``compose("method=rsd", "limit=4")`` -> the composed config, as run.py sees it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return hydra_compose("config", overrides=["progress=false", *overrides])
+
+    return _compose
+
+
+def toy_table(p_correct: float):
+    """A table LM law for the toy task: the reference next step with ``p_correct``,
+    an off-by-one wrong step otherwise (both as whole steps)."""
+    from gsi.toy.task import STEP_SEP, parse_prompt
+
+    def table(prefix: str) -> dict[str, float]:
+        prompt_end = prefix.index(STEP_SEP) + len(STEP_SEP)
+        problem = parse_prompt(prefix[:prompt_end])
+        done = prefix[prompt_end:].count(STEP_SEP)
+        ref = problem.solution_steps()
+        step = ref[min(done, len(ref) - 1)]
+        if step.startswith("\\boxed{"):
+            wrong = f"\\boxed{{{problem.answer + 1}}}<eos>"
+            step = step + "<eos>"
+        else:
+            lhs, rhs = step.strip().split("=")
+            wrong = f"{lhs}={int(rhs) + 1}{STEP_SEP}"
+        return {step: p_correct, wrong: 1.0 - p_correct} if p_correct < 1 else {step: 1.0}
+
+    return table

@@ -1,0 +1,103 @@
+"""The toy world: task generation, the step verifier, the tokenizer and the training script."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gsi.config import ASSETS
+from gsi.rewards.toy import ToyVerifier
+from gsi.toy.task import (
+    MAX_VALUE,
+    generate_problems,
+    is_heldout,
+    parse_prompt,
+    verify_step,
+)
+from gsi.toy.tokenizer import build_tokenizer
+
+
+def test_problems_are_seeded_distinct_held_out_and_bounded():
+    a = generate_problems(50, seed=5, heldout=True)
+    assert a == generate_problems(50, seed=5, heldout=True)
+    assert a != generate_problems(50, seed=6, heldout=True)
+    assert len({p.expr for p in a}) == 50 and all(is_heldout(p) for p in a)
+    assert not any(is_heldout(p) for p in generate_problems(50, seed=5, heldout=False))
+    assert all(0 <= v <= MAX_VALUE for p in a for v in p.values())
+
+
+def test_reference_solution_format_and_prompt_round_trip():
+    p = parse_prompt("Compute 7-5*9+3 from left to right.\n\n")
+    assert p.solution_steps() == ["7-5=2\n\n", "2*9=18\n\n", "18+3=21\n\n", "\\boxed{21}"]
+    assert parse_prompt(p.prompt) == p and p.answer == 21
+
+
+def test_verifier_levels():
+    p = parse_prompt("Compute 7-5*9 from left to right.\n\n")
+    assert verify_step(p, [], "7-5=2\n\n") == 1.0
+    assert verify_step(p, [], "7+5=12\n\n") == 0.25  # true, but not this problem's step
+    assert verify_step(p, [], "7-5=3\n\n") == 0.0
+    assert verify_step(p, [], "\\boxed{18}") == 0.0  # premature answer
+    assert verify_step(p, ["7-5=2\n\n", "2*9=18\n\n"], "\\boxed{18}") == 1.0
+    assert verify_step(p, ["7-5=3\n\n"], "3*9=27\n\n") == 0.125  # after an error: halved
+
+
+def test_noisy_verifier_is_a_fixed_function_of_the_text():
+    q = "Compute 7-5*9 from left to right.\n\n"
+    v = ToyVerifier(noise=0.3)
+    cands = [["7-5=2\n\n", "7-5=3\n\n", "7-5=2\n\n"]]
+    a = v.score([q], [[]], cands)[0]
+    assert np.array_equal(a, v.score([q], [[]], cands)[0]) and a[0] == a[2]
+    assert np.all((a >= 0) & (a <= 1))
+    exact = ToyVerifier().score([q], [[]], cands)[0]
+    np.testing.assert_array_equal(exact, [1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="noise"):
+        ToyVerifier(noise=-1)
+
+
+def test_tokenizer_round_trips_and_keeps_separator_one_token():
+    tok = build_tokenizer()
+    text = "Compute 7-5*9 from left to right.\n\n7-5=2\n\n\\boxed{18}"
+    ids = tok.encode(text)
+    assert ids[0] == tok.bos_token_id and tok.decode(ids[1:]) == text
+    assert len(tok.encode("\n\n", add_special_tokens=False)) == 1
+    assert len(tok.encode("\\boxed{", add_special_tokens=False)) == 1
+
+
+def test_committed_models_are_small_llamas_vllm_can_load():
+    total = 0
+    for name in ("small", "big"):
+        cfg = json.loads((ASSETS / name / "config.json").read_text())
+        assert cfg["model_type"] == "llama"
+        assert cfg["hidden_size"] // cfg["num_attention_heads"] >= 32
+        assert json.loads((ASSETS / name / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+        total += sum(f.stat().st_size for f in (ASSETS / name).iterdir())
+    assert total < 10 * 2**20
+
+
+def test_training_is_deterministic(tmp_path):
+    from safetensors.torch import load_file
+
+    from gsi.toy.train import train
+
+    for d in ("a", "b"):
+        train("small", tmp_path / d, seed=0, steps=3)
+    a, b = (load_file(tmp_path / d / "small" / "model.safetensors") for d in ("a", "b"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["small", "big"])
+def test_training_script_reproduces_the_committed_weights(tmp_path, which):
+    from safetensors.torch import load_file
+
+    from gsi.toy.train import train
+
+    train(which, tmp_path, seed=0)
+    fresh = load_file(tmp_path / which / "model.safetensors")
+    committed = load_file(ASSETS / which / "model.safetensors")
+    assert fresh.keys() == committed.keys()
+    worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
+    assert worst == 0.0, f"retrained {which} differs from the committed weights by up to {worst}"
