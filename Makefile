@@ -1,0 +1,30 @@
+# make run   - run the default job (GSI on the embedded toy world) in a local venv
+# make test  - run the test suite in the same venv
+# Both create .venv on first use. On a GPU machine, pick your torch build with
+#   make TORCH_SPEC="torch==2.13.0 --index-url <your CUDA wheel index>" run
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev
+ARGS ?=
+
+.PHONY: venv run test clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+run: venv
+	HF_HUB_OFFLINE=1 $(PY) run.py $(ARGS)
+
+test: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs
