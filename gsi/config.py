@@ -37,6 +37,7 @@ class BackendConfig:
     name: str = ""
     dtype: str = "float32"
     device: str = "auto"
+    num_threads: Optional[int] = None  # torch CPU threads (process-wide); null = torch's default
 
 
 @dataclass

@@ -56,12 +56,17 @@ class HFBackend:
         dtype: str = "float32",
         device: str = "auto",
         step_separator: str = STEP_SEPARATOR,
+        num_threads: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        if num_threads is not None:
+            # Process-wide. Tiny models gain nothing from intra-op threads, and on a
+            # busy CPU spinning OpenMP workers make every small op ~10x slower.
+            torch.set_num_threads(num_threads)
         self.name = name or path
         self.device = _resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -122,6 +127,12 @@ class HFBackend:
         )
         uniforms_t = torch.from_numpy(uniforms).to(self.device, torch.float64)
         ids, mask = self._left_pad(self._encode_prompts(prompts))
+        width, steps = ids.shape[1], params.max_tokens
+        tokens = torch.full((rows, steps), self.pad_id, dtype=torch.long)
+        logprob = np.zeros(rows)
+        length = np.zeros(rows, dtype=np.int64)
+        finish = ["length"] * rows
+        stop_ids = torch.tensor([i for i in (self.eos_id, self.stop_id) if i is not None])
         with torch.inference_mode():
             out = self.model(
                 input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True
@@ -129,55 +140,57 @@ class HFBackend:
             cache = out.past_key_values
             cache.batch_repeat_interleave(n)
             logits = out.logits[:, -1, :].repeat_interleave(n, dim=0)
-            mask = mask.repeat_interleave(n, dim=0)
-            positions = self._positions(mask)[:, -1:]
-            tokens = torch.full((rows, params.max_tokens), self.pad_id, dtype=torch.long)
-            logprob = torch.zeros(rows, dtype=torch.float64, device=self.device)
-            length = torch.zeros(rows, dtype=torch.long)
-            finish = ["length"] * rows
-            active = torch.ones(rows, dtype=torch.bool, device=self.device)
-            for t in range(params.max_tokens):
+            # Room for the whole step in the mask up front: no per-token concatenation.
+            batch_mask = torch.ones((rows, width + steps), dtype=mask.dtype, device=self.device)
+            batch_mask[:, :width] = mask.repeat_interleave(n, dim=0)
+            positions = self._positions(batch_mask[:, :width])[:, -1:]
+            cur = torch.arange(rows)  # original row of each row in the running batch
+            alive = torch.ones(rows, dtype=torch.bool)
+            for t in range(steps):
                 logp = sampling_logprobs(logits, params.temperature, params.top_p)
                 cdf = logp.double().exp().cumsum(-1)
-                u = uniforms_t[:, t : t + 1].clamp(min=1e-12) * cdf[:, -1:]
+                u = uniforms_t[cur.to(self.device), t : t + 1].clamp(min=1e-12) * cdf[:, -1:]
                 next_tok = torch.searchsorted(cdf, u).clamp(max=cdf.shape[-1] - 1).squeeze(-1)
-                tok_lp = logp.gather(-1, next_tok[:, None]).squeeze(-1).double()
-                logprob += torch.where(active, tok_lp, torch.zeros_like(tok_lp))
-                next_cpu = next_tok.cpu()
-                active_cpu = active.cpu()
-                tokens[active_cpu, t] = next_cpu[active_cpu]
-                length += active_cpu.long()
-                stopped = torch.zeros_like(active)
-                if self.eos_id is not None:
-                    stopped |= next_tok == self.eos_id
-                if self.stop_id is not None:
-                    stopped |= next_tok == self.stop_id
-                for r in torch.nonzero(stopped & active).flatten().tolist():
-                    finish[r] = "eos" if int(next_cpu[r]) == self.eos_id else "stop"
-                active &= ~stopped
+                tok_lp = logp.gather(-1, next_tok[:, None]).squeeze(-1)
+                next_cpu, lp_cpu = next_tok.cpu(), tok_lp.double().cpu().numpy()
+                orig = cur[alive].numpy()
+                tokens[orig, t] = next_cpu[alive]
+                logprob[orig] += lp_cpu[alive.numpy()]
+                length[orig] += 1
+                stopped = torch.isin(next_cpu, stop_ids) & alive
+                for r in torch.nonzero(stopped).flatten().tolist():
+                    finish[int(cur[r])] = "eos" if int(next_cpu[r]) == self.eos_id else "stop"
+                alive &= ~stopped
                 if self.stop_id is None:
-                    self._stop_on_text(tokens, length, active, finish)
-                if not bool(active.any()) or t == params.max_tokens - 1:
+                    self._stop_on_text(tokens, length, cur, alive, finish)
+                if not bool(alive.any()) or t == steps - 1:
                     break
-                feed = torch.where(active, next_tok, torch.full_like(next_tok, self.pad_id))
-                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=self.device)], 1)
+                if int((~alive).sum()) * 4 >= len(alive):
+                    # A quarter of the running rows are done: drop them from the cache.
+                    keep = torch.nonzero(alive).flatten()
+                    keep_d = keep.to(self.device)
+                    cache.batch_select_indices(keep_d)
+                    cur, alive = cur[keep], alive[keep]
+                    batch_mask, positions, next_tok = batch_mask[keep_d], positions[keep_d], next_tok[keep_d]
                 positions = positions + 1
                 out = self.model(
-                    input_ids=feed[:, None],
-                    attention_mask=mask,
+                    input_ids=next_tok[:, None],
+                    attention_mask=batch_mask[:, : width + t + 1],
                     position_ids=positions,
                     past_key_values=cache,
                     use_cache=True,
                 )
                 cache = out.past_key_values
                 logits = out.logits[:, -1, :]
-        return self._collect(tokens, length, logprob.cpu().numpy(), finish, len(prompts), n)
+        return self._collect(tokens, length, logprob, finish, len(prompts), n)
 
-    def _stop_on_text(self, tokens, length, active, finish) -> None:
-        for r in torch_nonzero(active):
+    def _stop_on_text(self, tokens, length, cur, alive, finish) -> None:
+        """Stop rows whose decoded text contains a multi-token separator."""
+        for k in torch_nonzero(alive):
+            r = int(cur[k])
             text = self.tokenizer.decode(tokens[r, : int(length[r])].tolist())
             if self.step_separator in text:
-                active[r] = False
+                alive[k] = False
                 finish[r] = "stop"
 
     def _collect(self, tokens, length, logprob, finish, num_prompts, n) -> list[list[StepSample]]:
