@@ -43,6 +43,19 @@ def _instantiate(node: DictConfig, what: str):
         raise ConfigError(f"could not build {what} from {node.get('_target_')}: {cause}") from exc
 
 
+def load_problems(cfg: DictConfig) -> list:
+    """This job's problems: the data set's first ``limit``, then this shard's part."""
+    dataset = _instantiate(cfg.dataset, "the dataset")
+    return select(dataset.load(), cfg.limit, int(cfg.shard.index), int(cfg.shard.count))
+
+
+def build_components(cfg: DictConfig, need_small: bool, need_big: bool) -> tuple:
+    """(small, big, reward), loading only the models asked for (None for the others)."""
+    small = _instantiate(cfg.model.small, "model.small") if need_small else None
+    big = _instantiate(cfg.model.big, "model.big") if need_big else None
+    return small, big, _instantiate(cfg.reward, "the reward")
+
+
 def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     """Run (or resume) one configuration; return its metrics."""
     try:
@@ -58,9 +71,8 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
-    dataset = _instantiate(cfg.dataset, "the dataset")
     grader = get_grader(cfg.dataset.grader)
-    problems = select(dataset.load(), cfg.limit, int(cfg.shard.index), int(cfg.shard.count))
+    problems = load_problems(cfg)
     store = ResultStore(out / "results.jsonl")
     wanted = {p.id for p in problems}
     todo = [p for p in problems if p.id not in store.finished]
@@ -76,10 +88,8 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     if todo:
         from gsi.decoding import Decoder
 
-        small = _instantiate(cfg.model.small, "model.small") if method.proposer == "small" else None
-        big = _instantiate(cfg.model.big, "model.big") if method.uses_big else None
-        reward = _instantiate(cfg.reward, "the reward")
-        decoder = Decoder(settings, small, big, reward, grader)
+        models = build_components(cfg, method.proposer == "small", method.uses_big)
+        decoder = Decoder(settings, *models, grader)
         start = time.perf_counter()
         with _progress(len(todo), cfg.progress, method.name) as bar:
             def on_result(result) -> None:

@@ -1,0 +1,213 @@
+"""Benchmark the decoding loop on the toy world, all cases in one process and one run.
+
+    python -m analysis.benchmark [--quick] [--out DIR] [--problems N]
+
+Part 1 (batching): ``method=gsi`` at batch sizes 1 (the reference code's per-problem
+shape), 8, 32 and 64: problems per second, latency, time inside small-model, big-model
+and reward calls, overhead fraction and peak memory. Part 2 (the paper's latency claim):
+``gsi`` against ``soft_bon_big`` and ``soft_bon_small`` at equal n and batch 64, with the
+acceptance rate. Every installed backend gets its own rows (transformers always; vLLM
+when importable and its toy-model config exists). Ratios are computed inside one run, so
+they are comparable even on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+from gsi.outputs import atomic_write_json
+
+log = logging.getLogger(__name__)
+CONF = Path(__file__).resolve().parents[1] / "conf"
+RECORD_KEYS = [
+    "part", "backend", "method", "batch_size", "n", "num_problems", "problems_per_s", "latency_mean_s",
+    "overhead_fraction", "wall_time_s", "acceptance_rate", "peak_rss_mb",
+]
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 5 ms)."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss_kb() -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak_kb = max(self.peak_kb, self._rss_kb())
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak_kb = self._rss_kb()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, self._rss_kb())
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=["progress=false", *overrides])
+
+
+def run_case(backend: str, overrides: list[str], components: dict, part: str = "") -> dict:
+    """One configuration through the real loop; models are loaded once per backend."""
+    from gsi.config import validate
+    from gsi.decoding import Decoder
+    from gsi.grading import get_grader
+    from gsi.metrics import compute_metrics
+    from gsi.pipeline import build_components, load_problems
+
+    cfg = compose(overrides)
+    settings = validate(cfg)
+    if backend not in components:
+        components[backend] = build_components(cfg, need_small=True, need_big=True)
+    small, big, reward = components[backend]
+    problems = load_problems(cfg)
+    rows: list[dict] = []
+    decoder = Decoder(settings, small, big, reward, get_grader(cfg.dataset.grader))
+    with PeakRSS() as mem:
+        start = time.perf_counter()
+        stats = decoder.run(problems, lambda r: rows.append(r.to_json()))
+        wall = time.perf_counter() - start
+    m = compute_metrics(rows, stats, wall, len(problems))
+    return {
+        "part": part,
+        "backend": backend,
+        "method": settings.method.name,
+        "batch_size": settings.batch_size,
+        "n": settings.n_small,
+        "num_problems": len(problems),
+        "problems_per_s": m["problems_per_s"],
+        "latency_mean_s": m["latency_mean_s"],
+        "latency_p50_s": m["latency_p50_s"],
+        "latency_p95_s": m["latency_p95_s"],
+        "overhead_fraction": m["overhead_fraction"],
+        "wall_time_s": wall,
+        "acceptance_rate": m["acceptance_rate"],
+        "accuracy": m["accuracy"],
+        "time_small_s": m["time_small_s"],
+        "time_big_s": m["time_big_s"],
+        "time_reward_s": m["time_reward_s"],
+        "peak_rss_mb": mem.peak_kb / 1024,
+    }
+
+
+def backends() -> dict[str, list[str]]:
+    """Installed backends and the overrides that select them."""
+    found = {"transformers": []}
+    if importlib.util.find_spec("vllm") is not None and (CONF / "model" / "toy_vllm.yaml").exists():
+        found["vllm"] = ["model=toy_vllm"]
+    return found
+
+
+def plan(quick: bool, problems: int) -> list[tuple[str, list[str]]]:
+    batches = [1, 64] if quick else [1, 8, 32, 64]
+    n = 4
+    common = [f"limit={problems}", f"n_small={n}", f"n_big={n}"]
+    cases = [("batching", ["method=gsi", f"batch_size={b}", *common]) for b in batches]
+    cases += [
+        ("methods", [f"method={m}", "batch_size=64", *common])
+        for m in ["gsi", "soft_bon_big", "soft_bon_small"]
+    ]
+    return cases
+
+
+def format_table(records: list[dict]) -> str:
+    head = (f"{'backend':<12} {'method':<15} {'batch':>5} {'n':>3} {'probs':>5} {'prob/s':>8} "
+            f"{'lat_mean':>8} {'lat_p95':>8} {'small_s':>8} {'big_s':>8} {'reward_s':>8} "
+            f"{'overhead':>8} {'wall_s':>7} {'accept':>6} {'acc':>5} {'rss_mb':>7}")
+    lines = [head, "-" * len(head)]
+    for r in records:
+        lines.append(
+            f"{r['backend']:<12} {r['method']:<15} {r['batch_size']:>5} {r['n']:>3} {r['num_problems']:>5} "
+            f"{r['problems_per_s']:>8.2f} {r['latency_mean_s']:>8.3f} {r['latency_p95_s']:>8.3f} "
+            f"{r['time_small_s']:>8.2f} {r['time_big_s']:>8.2f} {r['time_reward_s']:>8.3f} "
+            f"{r['overhead_fraction']:>8.3f} {r['wall_time_s']:>7.2f} {r['acceptance_rate']:>6.2f} "
+            f"{r['accuracy']:>5.2f} {r['peak_rss_mb']:>7.0f}"
+        )
+    return "\n".join(lines)
+
+
+def ratios(records: list[dict]) -> list[str]:
+    """The targets of the performance issue, as ratios measured in this run."""
+    out = []
+    for backend in sorted({r["backend"] for r in records}):
+        rows = [r for r in records if r["backend"] == backend]
+        by_batch = {r["batch_size"]: r for r in rows if r["part"] == "batching"}
+        if 1 in by_batch and 64 in by_batch:
+            speedup = by_batch[64]["problems_per_s"] / by_batch[1]["problems_per_s"]
+            out.append(f"{backend}: batch 64 vs 1 problems/s = {speedup:.1f}x (target >= 6x)")
+            out.append(f"{backend}: overhead at batch 64 = {by_batch[64]['overhead_fraction']:.1%} (target <= 10%)")
+        last = {r["method"]: r for r in rows if r["part"] == "methods"}
+        if {"gsi", "soft_bon_big", "soft_bon_small"} <= set(last):
+            g, b, s = last["gsi"], last["soft_bon_big"], last["soft_bon_small"]
+            out.append(
+                f"{backend}: wall gsi / soft_bon_big = {g['wall_time_s'] / b['wall_time_s']:.2f} "
+                f"(target <= 0.8 at acceptance >= 0.7; acceptance {g['acceptance_rate']:.2f}), "
+                f"gsi / soft_bon_small = {g['wall_time_s'] / s['wall_time_s']:.2f}"
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description="Benchmark the gsi decoding loop on the toy world.")
+    parser.add_argument("--quick", action="store_true", help="batch sizes 1 and 64 only (< 5 min)")
+    parser.add_argument("--problems", type=int, default=None, help="problems per case (default 64, quick 32)")
+    parser.add_argument("--out", type=Path, default=None, help="write DIR/benchmark.json")
+    parser.add_argument(
+        "--repeats", type=int, default=None,
+        help="runs of each case, interleaved; the fastest is kept (default 3, quick 2)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    problems = args.problems or (32 if args.quick else 64)
+    repeats = args.repeats or (2 if args.quick else 3)
+    records: list[dict] = []
+    for backend, extra in backends().items():
+        components: dict = {}
+        cases = plan(args.quick, problems)
+        best: dict[int, dict] = {}
+        # Round-robin over the cases so a burst of load on a shared machine hits them
+        # alike; keep each case's fastest run.
+        for rep in range(repeats):
+            for k, (part, overrides) in enumerate(cases):
+                rec = run_case(backend, [*overrides, *extra], components, part)
+                log.info(
+                    "[%d/%d] %s %s batch=%d: %.2f problems/s", rep + 1, repeats, backend,
+                    rec["method"], rec["batch_size"], rec["problems_per_s"],
+                )
+                if k not in best or rec["wall_time_s"] < best[k]["wall_time_s"]:
+                    best[k] = rec
+        records += [best[k] for k in range(len(cases))]
+    print(format_table(records))
+    for line in ratios(records):
+        print(line)
+    if args.out is not None:
+        atomic_write_json(args.out / "benchmark.json", records)
+        print(f"wrote {args.out / 'benchmark.json'}")
+    return records
+
+
+if __name__ == "__main__":
+    main()

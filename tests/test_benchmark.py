@@ -1,0 +1,27 @@
+"""The benchmark command runs the real loop and writes the documented records."""
+
+from __future__ import annotations
+
+import json
+
+from analysis.benchmark import RECORD_KEYS, main
+
+
+def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
+    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path)])
+    records = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [(r["part"], r["method"], r["batch_size"]) for r in records] == [
+        ("batching", "gsi", 1),
+        ("batching", "gsi", 64),
+        ("methods", "gsi", 64),
+        ("methods", "soft_bon_big", 64),
+        ("methods", "soft_bon_small", 64),
+    ]
+    for r in records:
+        assert set(RECORD_KEYS) <= set(r)
+        assert r["backend"] == "transformers" and r["num_problems"] == 4 and r["n"] == 4
+        assert r["problems_per_s"] > 0 and r["wall_time_s"] > 0 and r["peak_rss_mb"] > 50
+        assert 0 <= r["overhead_fraction"] <= 1
+    assert records[3]["acceptance_rate"] == 0.0 and records[4]["acceptance_rate"] == 1.0
+    out = capsys.readouterr().out
+    assert "batch 64 vs 1 problems/s" in out and "gsi / soft_bon_big" in out
