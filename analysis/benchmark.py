@@ -173,7 +173,7 @@ def ratios(records: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description="Benchmark the gsi decoding loop on the toy world.")
     parser.add_argument("--quick", action="store_true", help="batch sizes 1 and 64 only (< 5 min)")
-    parser.add_argument("--problems", type=int, default=None, help="problems per case (default 64, quick 32)")
+    parser.add_argument("--problems", type=int, default=None, help="problems per case (default 64)")
     parser.add_argument("--out", type=Path, default=None, help="write DIR/benchmark.json")
     parser.add_argument(
         "--repeats", type=int, default=None,
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    problems = args.problems or (32 if args.quick else 64)
+    problems = args.problems or 64
     repeats = args.repeats or (2 if args.quick else 3)
     records: list[dict] = []
     for backend, extra in backends().items():

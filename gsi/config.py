@@ -38,6 +38,7 @@ class BackendConfig:
     dtype: str = "float32"
     device: str = "auto"
     num_threads: Optional[int] = None  # torch CPU threads (process-wide); null = torch's default
+    prefix_cache: int = 512  # prompts whose KV is kept for reuse by the next step (0 = off)
 
 
 @dataclass

@@ -77,3 +77,20 @@ def test_top_p_keeps_the_smallest_nucleus():
     np.testing.assert_allclose(lp.exp().numpy()[0], [0.625, 0.375, 0, 0], atol=1e-6)
     lp = sampling_logprobs(logits, 1.0, 0.81)
     np.testing.assert_allclose(lp.exp().numpy()[0], [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0], atol=1e-6)
+
+
+def test_prefix_cache_reuses_earlier_steps_without_changing_log_probs():
+    small = HFBackend(toy_model_path("small"), device="cpu")
+    fresh = HFBackend(toy_model_path("small"), device="cpu", prefix_cache=0)
+    params = SamplingParams(0.7, 1.0, 16)
+    first = small.sample(PROMPTS[:3], 2, [1, 2, 3], params)
+    hits_before = small.prefix_cache.hits
+    longer = [p + group[0].text for p, group in zip(PROMPTS[:3], first)]
+    cands = small.sample(longer + [PROMPTS[4]], 3, [4, 5, 6, 7], params)  # 3 hits, 1 miss
+    assert small.prefix_cache.hits - hits_before == 3 and small.prefix_cache.reused_tokens > 0
+    cached = small.score(longer + [PROMPTS[4]], cands, params)
+    uncached = fresh.score(longer + [PROMPTS[4]], cands, params)
+    for a, b, group in zip(cached, uncached, cands):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        np.testing.assert_allclose(a, [s.logprob for s in group], atol=1e-4)
+    assert len(fresh.prefix_cache) == 0

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gsi.backends.prefix_cache import PrefixCache
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class HFBackend:
         device: str = "auto",
         step_separator: str = STEP_SEPARATOR,
         num_threads: int | None = None,
+        prefix_cache: int = 512,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -81,6 +83,7 @@ class HFBackend:
         # A separator that is one token is a stop id; otherwise stop on decoded text.
         self.stop_id = sep_ids[0] if len(sep_ids) == 1 else None
         self.step_separator = step_separator
+        self.prefix_cache = PrefixCache(prefix_cache)
 
     # ------------------------------------------------------------------ helpers
     def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
@@ -106,6 +109,54 @@ class HFBackend:
     def _positions(mask):
         return (mask.cumsum(-1) - 1).clamp(min=0)
 
+    def _prefill(self, prompt_ids: Sequence[Sequence[int]]):
+        """Run the prompts, reusing cached KV of their longest known prefixes.
+
+        Returns (last-position logits [B, V], the KV cache, the attention mask). Rows
+        are laid out as [cached part, left-padded | new part, left-padded]; the mask
+        has holes where the padding is, and positions follow the mask.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        hits = [self.prefix_cache.lookup(ids) for ids in prompt_ids]
+        known = max(h[0] for h in hits)
+        new = [list(ids[c:]) for ids, (c, _) in zip(prompt_ids, hits)]
+        ids, new_mask = self._left_pad(new)
+        if known == 0:
+            mask = new_mask
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True)
+        else:
+            ref = next(kv for c, kv in hits if c)
+            rows = len(prompt_ids)
+            old_mask = torch.zeros((rows, known), dtype=torch.long, device=self.device)
+            layers = []
+            for k_ref, v_ref in ref:
+                heads, _, dim = k_ref.shape
+                layers.append([
+                    torch.zeros((rows, heads, known, dim), dtype=k_ref.dtype, device=self.device)
+                    for _ in range(2)
+                ])
+            for b, (c, kv) in enumerate(hits):
+                if not c:
+                    continue
+                old_mask[b, known - c:] = 1
+                for (keys, values), (k, v) in zip(layers, kv):
+                    keys[b, :, known - c:] = k
+                    values[b, :, known - c:] = v
+            mask = torch.cat([old_mask, new_mask], dim=1)
+            positions = self._positions(mask)[:, known:]
+            cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in layers])
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+            )
+        cache = out.past_key_values
+        valid = mask.bool()
+        for b, full in enumerate(prompt_ids):
+            kv = [(layer.keys[b][:, valid[b]], layer.values[b][:, valid[b]]) for layer in cache.layers]
+            self.prefix_cache.store(full, kv)
+        return out.logits[:, -1, :], cache, mask
+
     # ------------------------------------------------------------------ protocol
     def sample(
         self,
@@ -126,20 +177,17 @@ class HFBackend:
             [np.random.default_rng(s).random((n, params.max_tokens)) for s in seeds]
         )
         uniforms_t = torch.from_numpy(uniforms).to(self.device, torch.float64)
-        ids, mask = self._left_pad(self._encode_prompts(prompts))
-        width, steps = ids.shape[1], params.max_tokens
+        steps = params.max_tokens
         tokens = torch.full((rows, steps), self.pad_id, dtype=torch.long)
         logprob = np.zeros(rows)
         length = np.zeros(rows, dtype=np.int64)
         finish = ["length"] * rows
         stop_ids = torch.tensor([i for i in (self.eos_id, self.stop_id) if i is not None])
         with torch.inference_mode():
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True
-            )
-            cache = out.past_key_values
+            last, cache, mask = self._prefill(self._encode_prompts(prompts))
+            width = mask.shape[1]
             cache.batch_repeat_interleave(n)
-            logits = out.logits[:, -1, :].repeat_interleave(n, dim=0)
+            logits = last.repeat_interleave(n, dim=0)
             # Room for the whole step in the mask up front: no per-token concatenation.
             batch_mask = torch.ones((rows, width + steps), dtype=mask.dtype, device=self.device)
             batch_mask[:, :width] = mask.repeat_interleave(n, dim=0)
@@ -224,7 +272,7 @@ class HFBackend:
         if sum(counts) == 0:
             return [np.zeros(0) for _ in prompts]
         keep = [i for i, c in enumerate(counts) if c]
-        ids, mask = self._left_pad([self._encode_prompts([prompts[i]])[0] for i in keep])
+        prompt_ids = self._encode_prompts([prompts[i] for i in keep])
         conts = [self._encode_step(step) for i in keep for step in steps[i]]
         rows = torch.repeat_interleave(torch.arange(len(keep)), torch.tensor([counts[i] for i in keep]))
         width = max(len(c) for c in conts)
@@ -236,12 +284,9 @@ class HFBackend:
         cont, cont_mask = cont.to(self.device), cont_mask.to(self.device)
         rows_d = rows.to(self.device)
         with torch.inference_mode():
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True
-            )
-            first = out.logits[:, -1, :].index_select(0, rows_d)[:, None, :]
+            last, cache, mask = self._prefill(prompt_ids)
+            first = last.index_select(0, rows_d)[:, None, :]
             if width > 1:
-                cache = out.past_key_values
                 cache.batch_select_indices(rows_d)
                 prefix_mask = mask.index_select(0, rows_d)
                 start = prefix_mask.sum(-1, keepdim=True)
