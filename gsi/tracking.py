@@ -50,18 +50,6 @@ TABLE_COLUMNS = (
 )
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: every config value becomes a column."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -204,7 +192,9 @@ class WandbTracker(NullTracker):
             job_type=self.options["job_type"] or cfg.method.name,
             notes=self.options["notes"],
             tags=self._tags(cfg),
-            config=flatten(OmegaConf.to_container(cfg, resolve=True)),
+            # nested: W&B shows it as dotted columns (method.name, model.small.path, ...) and
+            # panels address it as config:method.value.name; literal dotted keys would not be.
+            config=OmegaConf.to_container(cfg, resolve=True),
             dir=str(directory),
         )
         try:
