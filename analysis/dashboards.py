@@ -50,7 +50,7 @@ def curve_panels() -> list[Any]:
 def build_workspace(entity: str, project: str, group: str | None = None, name: str = "gsi sweeps"):
     """The workspace definition (nothing is sent)."""
     ws, _ = _ws()
-    runset = ws.RunsetSettings(filters=[ws.Metric("Group") == group] if group else [])
+    runset = ws.RunsetSettings(filters=ws.And(ws.Metric("Group") == group) if group else [])
     return ws.Workspace(
         entity=entity,
         project=project,
