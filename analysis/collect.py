@@ -49,7 +49,8 @@ class RunDir:
     @property
     def identity(self) -> str:
         keep = {
-            k: v for k, v in self.config.items()
+            k: v
+            for k, v in self.config.items()
             if k not in NOT_IDENTITY and not k.startswith(NOT_IDENTITY_PREFIXES)
         }
         return json.dumps(keep, sort_keys=True, default=str)
@@ -119,14 +120,32 @@ def load_run(path: Path) -> RunDir:
     if (path / "metrics.json").is_file():
         metrics = json.loads((path / "metrics.json").read_text())
     if not (path / "config.yaml").is_file():
-        return RunDir(path, config, None, list(rows.values()), "failed",
-                      "no config.yaml: the job stopped before the run started (see its log)")
+        return RunDir(
+            path,
+            config,
+            None,
+            list(rows.values()),
+            "failed",
+            "no config.yaml: the job stopped before the run started (see its log)",
+        )
     if metrics is None:
-        return RunDir(path, config, None, list(rows.values()), "incomplete",
-                      f"no metrics.json: killed or still running ({len(rows)} problems in results.jsonl)")
+        return RunDir(
+            path,
+            config,
+            None,
+            list(rows.values()),
+            "incomplete",
+            f"no metrics.json: killed or still running ({len(rows)} problems in results.jsonl)",
+        )
     if metrics.get("num_problems") != len(rows):
-        return RunDir(path, config, metrics, list(rows.values()), "incomplete",
-                      f"metrics.json counts {metrics.get('num_problems')} problems, results.jsonl has {len(rows)}")
+        return RunDir(
+            path,
+            config,
+            metrics,
+            list(rows.values()),
+            "incomplete",
+            f"metrics.json counts {metrics.get('num_problems')} problems, results.jsonl has {len(rows)}",
+        )
     return RunDir(path, config, metrics, list(rows.values()), "complete")
 
 
@@ -154,8 +173,12 @@ def merge_shards(runs: list[RunDir]) -> Configuration:
     else:
         first = runs[0].metrics or {}
         total = lambda key: sum(float((r.metrics or {}).get(key) or 0.0) for r in runs)  # noqa: E731
-        stats = CallStats(time_small_s=total("time_small_s"), time_big_s=total("time_big_s"),
-                          time_reward_s=total("time_reward_s"), steps=int(total("decoding_steps")))
+        stats = CallStats(
+            time_small_s=total("time_small_s"),
+            time_big_s=total("time_big_s"),
+            time_reward_s=total("time_reward_s"),
+            steps=int(total("decoding_steps")),
+        )
         metrics = compute_metrics(merged, stats, total("wall_time_s"), int(total("new_problems")))
         metrics.update({k: first.get(k) for k in ("method", "beta", "threshold")})
     metrics["num_shards"] = len(present)

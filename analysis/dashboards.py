@@ -36,8 +36,11 @@ def sweep_panels() -> list[Any]:
     for p in PANELS:
         x = wr.SummaryMetric(p.x) if p.x_is_metric else wr.Config(p.x)
         panels.append(wr.ScatterPlot(title=p.title, x=x, y=wr.SummaryMetric(p.y)))
-    panels.append(wr.BarPlot(title="Tokens per run", metrics=[wr.SummaryMetric(k) for k in TOKENS],
-                             groupby=wr.Config(SERIES)))
+    panels.append(
+        wr.BarPlot(
+            title="Tokens per run", metrics=[wr.SummaryMetric(k) for k in TOKENS], groupby=wr.Config(SERIES)
+        )
+    )
     return panels
 
 
@@ -75,13 +78,22 @@ def panel_keys(spec: dict[str, Any]) -> list[dict[str, Any]]:
         for panel in section["panels"]:
             cfg = panel["config"]
             y = cfg.get("metrics") or cfg.get("yAxis")
-            out.append({"section": section["name"], "title": cfg.get("chartTitle"), "type": panel["viewType"],
-                        "x": cfg.get("xAxis"), "y": y if isinstance(y, list) else [y]})
+            out.append(
+                {
+                    "section": section["name"],
+                    "title": cfg.get("chartTitle"),
+                    "type": panel["viewType"],
+                    "x": cfg.get("xAxis"),
+                    "y": y if isinstance(y, list) else [y],
+                }
+            )
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.dashboards", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.dashboards", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--project", default="gsi")
     parser.add_argument("--entity", default=None, help="W&B user or team (default: your default entity)")
     parser.add_argument("--group", default=None, help="only this W&B group (one sweep)")
@@ -107,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         saved = workspace.save()
     except Exception as exc:  # noqa: BLE001 - one clear line for the user
-        print(f"analysis.dashboards: could not save the workspace: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"analysis.dashboards: could not save the workspace: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
         return 1
     print(f"saved workspace: {saved.url}")
     return 0

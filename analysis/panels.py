@@ -26,10 +26,25 @@ SERIES = "method.name"  # one line per method (and per other swept value)
 
 PANELS: tuple[Panel, ...] = (
     Panel("accuracy_vs_beta", "Accuracy vs β", "beta", "accuracy", "β", "accuracy"),
-    Panel("acceptance_vs_threshold", "Acceptance rate vs threshold", "threshold", "acceptance_rate",
-          "threshold u", "acceptance rate (small-model steps)", rejecting_only=True),
-    Panel("accuracy_vs_latency", "Accuracy vs latency", "latency_mean_s", "accuracy",
-          "mean latency per problem (s)", "accuracy", x_is_metric=True, pareto=True),
+    Panel(
+        "acceptance_vs_threshold",
+        "Acceptance rate vs threshold",
+        "threshold",
+        "acceptance_rate",
+        "threshold u",
+        "acceptance rate (small-model steps)",
+        rejecting_only=True,
+    ),
+    Panel(
+        "accuracy_vs_latency",
+        "Accuracy vs latency",
+        "latency_mean_s",
+        "accuracy",
+        "mean latency per problem (s)",
+        "accuracy",
+        x_is_metric=True,
+        pareto=True,
+    ),
     Panel("final_reward_vs_beta", "Final reward vs β", "beta", "mean_final_reward", "β", "mean final reward"),
 )
 

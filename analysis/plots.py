@@ -69,12 +69,16 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def plot_panel(panel: Panel, entries: Sequence[Mapping[str, Any]], swept: Sequence[str], out: Path) -> str | None:
+def plot_panel(
+    panel: Panel, entries: Sequence[Mapping[str, Any]], swept: Sequence[str], out: Path
+) -> str | None:
     """Draw one panel; return why it was skipped, or None when the PNG was written."""
     chosen = [e for e in entries if not panel.rejecting_only or _rejects(str(e.get(SERIES)))]
     points = [e for e in chosen if _num(e.get(panel.x)) is not None and _num(e.get(panel.y)) is not None]
     if not points:
-        return "no configuration has both values" + (" (no method with a threshold)" if panel.rejecting_only else "")
+        return "no configuration has both values" + (
+            " (no method with a threshold)" if panel.rejecting_only else ""
+        )
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
     varying = [k for k in swept if k not in (panel.x, SERIES) and len({repr(e.get(k)) for e in points}) > 1]
@@ -86,10 +90,14 @@ def plot_panel(panel: Panel, entries: Sequence[Mapping[str, Any]], swept: Sequen
         group = sorted(group, key=lambda e: _num(e[panel.x]))
         xs = [_num(e[panel.x]) for e in group]
         ys = [_num(e[panel.y]) for e in group]
-        lo = [y - (_num(e.get(f"{panel.y}_lo")) if _num(e.get(f"{panel.y}_lo")) is not None else y)
-              for e, y in zip(group, ys)]
-        hi = [(_num(e.get(f"{panel.y}_hi")) if _num(e.get(f"{panel.y}_hi")) is not None else y) - y
-              for e, y in zip(group, ys)]
+        lo = [
+            y - (_num(e.get(f"{panel.y}_lo")) if _num(e.get(f"{panel.y}_lo")) is not None else y)
+            for e, y in zip(group, ys)
+        ]
+        hi = [
+            (_num(e.get(f"{panel.y}_hi")) if _num(e.get(f"{panel.y}_hi")) is not None else y) - y
+            for e, y in zip(group, ys)
+        ]
         style = "o" if panel.x_is_metric else "o-"
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, capsize=3, label=label)
         if panel.x_is_metric:  # points are configurations: name them
@@ -102,10 +110,23 @@ def plot_panel(panel: Panel, entries: Sequence[Mapping[str, Any]], swept: Sequen
     if panel.pareto:
         pts = [(_num(e[panel.x]), _num(e[panel.y])) for e in points]
         front = pareto_front(pts)
-        ax.step([pts[i][0] for i in front], [pts[i][1] for i in front], where="post", color="black",
-                linestyle="--", linewidth=1, label="Pareto front")
-        ax.scatter([pts[i][0] for i in front], [pts[i][1] for i in front], s=120, facecolors="none",
-                   edgecolors="black", zorder=3)
+        ax.step(
+            [pts[i][0] for i in front],
+            [pts[i][1] for i in front],
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label="Pareto front",
+        )
+        ax.scatter(
+            [pts[i][0] for i in front],
+            [pts[i][1] for i in front],
+            s=120,
+            facecolors="none",
+            edgecolors="black",
+            zorder=3,
+        )
     dropped = len(chosen) - len(points)
     title = panel.title + (f" ({dropped} non-finite point(s) left out)" if dropped else "")
     ax.set(title=title, xlabel=panel.x_label, ylabel=panel.y_label)
@@ -123,7 +144,8 @@ def plot_tokens(entries: Sequence[Mapping[str, Any]], out: Path) -> str | None:
         n = _num(e.get("num_problems"))
         if n:
             per_method.setdefault(str(e.get(SERIES)), []).append(
-                tuple((_num(e.get(k)) or 0.0) / n for k in TOKENS))
+                tuple((_num(e.get(k)) or 0.0) / n for k in TOKENS)
+            )
     if not per_method:
         return "no configuration with problems"
     plt = _pyplot()

@@ -28,8 +28,17 @@ log = logging.getLogger("analysis.report")
 
 FIRST_PARAMS = ("method.name", "beta", "threshold")
 CI_METRICS = ("accuracy", "acceptance_rate", "mean_final_reward", "latency_mean_s")
-PLAIN_METRICS = ("latency_p50_s", "latency_p95_s", "steps_per_problem", "tokens_small", "tokens_big",
-                 "wall_time_s", "num_problems", "num_errors", "num_shards")
+PLAIN_METRICS = (
+    "latency_p50_s",
+    "latency_p95_s",
+    "steps_per_problem",
+    "tokens_small",
+    "tokens_big",
+    "wall_time_s",
+    "num_problems",
+    "num_errors",
+    "num_shards",
+)
 COMPARED = ("gsi", "rsd", "soft_bon_small", "soft_bon_big")
 
 
@@ -37,8 +46,11 @@ def swept_params(configs: Sequence[Configuration]) -> list[str]:
     """method, beta, threshold, then every other config key whose value differs."""
     keys = sorted({k for c in configs for k in c.params})
     varying = [
-        k for k in keys
-        if k not in FIRST_PARAMS and k not in NOT_IDENTITY and not k.startswith(NOT_IDENTITY_PREFIXES)
+        k
+        for k in keys
+        if k not in FIRST_PARAMS
+        and k not in NOT_IDENTITY
+        and not k.startswith(NOT_IDENTITY_PREFIXES)
         and len({repr(c.params.get(k)) for c in configs}) > 1
     ]
     return [*FIRST_PARAMS, *varying]
@@ -81,12 +93,25 @@ def comparison(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[
             continue
         big = [r["latency_mean_s"] for r in group if r[SERIES] == "soft_bon_big" and r.get("latency_mean_s")]
         for r in sorted(group, key=lambda r: (COMPARED.index(r[SERIES]), str(r.get("threshold")))):
-            row = {"setting": ", ".join(f"{k}={r.get(k)}" for k in setting_keys) or "all", "method": r[SERIES]}
+            row = {
+                "setting": ", ".join(f"{k}={r.get(k)}" for k in setting_keys) or "all",
+                "method": r[SERIES],
+            }
             row["threshold"] = r.get("threshold") if r[SERIES] in ("gsi", "rsd") else None
-            for k in ("accuracy", "accuracy_lo", "accuracy_hi", "latency_mean_s", "acceptance_rate",
-                      "tokens_small", "tokens_big", "num_problems"):
+            for k in (
+                "accuracy",
+                "accuracy_lo",
+                "accuracy_hi",
+                "latency_mean_s",
+                "acceptance_rate",
+                "tokens_small",
+                "tokens_big",
+                "num_problems",
+            ):
                 row[k] = r.get(k)
-            row["latency_vs_soft_bon_big"] = r["latency_mean_s"] / big[0] if big and r.get("latency_mean_s") else None
+            row["latency_vs_soft_bon_big"] = (
+                r["latency_mean_s"] / big[0] if big and r.get("latency_mean_s") else None
+            )
             table.append(row)
     return table
 
@@ -121,6 +146,21 @@ def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+MD_EXTRA = ("latency_p95_s", "tokens_small", "tokens_big", "num_problems", "num_errors")
+
+
+def _result_cells(row: Mapping[str, Any], swept: Sequence[str]) -> list[str]:
+    shards = _fmt(row.get("num_shards"))
+    if row.get("missing_shards"):
+        shards += f" (missing {row['missing_shards']})"
+    return [
+        *(_fmt(row.get(k)) for k in swept),
+        *(_with_ci(row, m) for m in CI_METRICS),
+        *(_fmt(row.get(k)) for k in MD_EXTRA),
+        shards,
+    ]
+
+
 def markdown(rows, swept, compare, plots: Mapping[str, str | None], bad: Sequence[RunDir], sources) -> str:
     short = [k.split(".")[0] if k == SERIES else k for k in swept]
     parts = [
@@ -131,21 +171,41 @@ def markdown(rows, swept, compare, plots: Mapping[str, str | None], bad: Sequenc
         "",
         "## Results",
         "",
-        _md_table(
-            [*short, *CI_METRICS, "latency_p95_s", "tokens_small", "tokens_big", "num_problems", "num_errors", "shards"],
-            [[_fmt(r.get(k)) for k in swept] + [_with_ci(r, m) for m in CI_METRICS]
-             + [_fmt(r.get(k)) for k in ("latency_p95_s", "tokens_small", "tokens_big", "num_problems", "num_errors")]
-             + [_fmt(r.get("num_shards")) + (f" (missing {r['missing_shards']})" if r.get("missing_shards") else "")]
-             for r in rows],
-        ),
+        _md_table([*short, *CI_METRICS, *MD_EXTRA, "shards"], [_result_cells(r, swept) for r in rows]),
     ]
     if compare:
-        parts += ["", "## Method comparison", "",
-                  _md_table(["setting", "method", "u", "accuracy", "latency (s)", "vs soft_bon_big", "acceptance",
-                             "tokens small", "tokens big"],
-                            [[c["setting"], c["method"], _fmt(c["threshold"]), _with_ci(c, "accuracy"),
-                              _fmt(c["latency_mean_s"]), _fmt(c["latency_vs_soft_bon_big"]), _fmt(c["acceptance_rate"]),
-                              _fmt(c["tokens_small"]), _fmt(c["tokens_big"])] for c in compare])]
+        parts += [
+            "",
+            "## Method comparison",
+            "",
+            _md_table(
+                [
+                    "setting",
+                    "method",
+                    "u",
+                    "accuracy",
+                    "latency (s)",
+                    "vs soft_bon_big",
+                    "acceptance",
+                    "tokens small",
+                    "tokens big",
+                ],
+                [
+                    [
+                        c["setting"],
+                        c["method"],
+                        _fmt(c["threshold"]),
+                        _with_ci(c, "accuracy"),
+                        _fmt(c["latency_mean_s"]),
+                        _fmt(c["latency_vs_soft_bon_big"]),
+                        _fmt(c["acceptance_rate"]),
+                        _fmt(c["tokens_small"]),
+                        _fmt(c["tokens_big"]),
+                    ]
+                    for c in compare
+                ],
+            ),
+        ]
     parts += ["", "## Plots", ""]
     for name, skipped in plots.items():
         parts.append(f"![{name}]({name}.png)" if skipped is None else f"- {name}: not drawn ({skipped})")
@@ -187,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"analysis.report: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(report['rows'])} configuration(s), {len(report['bad'])} failed/incomplete run(s) -> {out}/report.md")
+    n_rows, n_bad = len(report["rows"]), len(report["bad"])
+    print(f"{n_rows} configuration(s), {n_bad} failed/incomplete run(s) -> {out}/report.md")
     return 0 if report["rows"] or report["bad"] else 1
 
 

@@ -45,8 +45,17 @@ STEP_X = "step/index"
 STEP_KEYS = ("step/acceptance_rate", "step/mean_reward", "step/active")
 TABLE_KEY = "results"
 TABLE_COLUMNS = (
-    "problem_id", "correct", "final_reward", "steps", "accepted_steps", "latency_s",
-    "tokens_small", "tokens_big", "stop_reason", "answer", "reference",
+    "problem_id",
+    "correct",
+    "final_reward",
+    "steps",
+    "accepted_steps",
+    "latency_s",
+    "tokens_small",
+    "tokens_big",
+    "stop_reason",
+    "answer",
+    "reference",
 )
 
 
@@ -168,7 +177,9 @@ class WandbTracker(NullTracker):
         **_: Any,
     ) -> None:
         super().__init__()
-        self.options = dict(project=project, entity=entity, group=group, name=name, job_type=job_type, notes=notes)
+        self.options = dict(
+            project=project, entity=entity, group=group, name=name, job_type=job_type, notes=notes
+        )
         self.tags = list(tags)
         self.mode = mode
         self.dir = dir
@@ -199,7 +210,10 @@ class WandbTracker(NullTracker):
         )
         try:
             import wandb
-
+        except ImportError:
+            log.warning("W&B is off for this run: wandb is not installed (pip install -e '.[tracking]')")
+            return
+        try:
             directory.mkdir(parents=True, exist_ok=True)
             self.run = self._init(wandb, mode, kwargs)
         except Exception as exc:  # noqa: BLE001 - W&B must never stop a run
@@ -240,8 +254,11 @@ class WandbTracker(NullTracker):
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - W&B must never stop a run
-            log.warning("W&B failed, tracking stops for this run (results are still written): %s: %s",
-                        type(exc).__name__, exc)
+            log.warning(
+                "W&B failed, tracking stops for this run (results are still written): %s: %s",
+                type(exc).__name__,
+                exc,
+            )
             run, self.run = self.run, None
             try:
                 run.finish(exit_code=1)
@@ -255,26 +272,32 @@ class WandbTracker(NullTracker):
     def problem(self, result: ProblemResult) -> None:
         super().problem(result)
         t = self.totals
-        self._guard(self._log, {
-            PROBLEM_X: t.problems,
-            "problem/running_accuracy": t.correct / t.problems,
-            "problem/running_acceptance_rate": t.accepted / t.steps if t.steps else None,
-            "problem/correct": int(result.correct),
-            "problem/final_reward": result.final_reward,
-            "problem/latency_s": result.latency_s,
-            "problem/steps": result.steps,
-            "problem/tokens_small": result.tokens_small,
-            "problem/tokens_big": result.tokens_big,
-        })
+        self._guard(
+            self._log,
+            {
+                PROBLEM_X: t.problems,
+                "problem/running_accuracy": t.correct / t.problems,
+                "problem/running_acceptance_rate": t.accepted / t.steps if t.steps else None,
+                "problem/correct": int(result.correct),
+                "problem/final_reward": result.final_reward,
+                "problem/latency_s": result.latency_s,
+                "problem/steps": result.steps,
+                "problem/tokens_small": result.tokens_small,
+                "problem/tokens_big": result.tokens_big,
+            },
+        )
 
     def step(self, summary: StepSummary) -> None:
         if self.log_steps:
-            self._guard(self._log, {
-                STEP_X: summary.step,
-                "step/acceptance_rate": summary.acceptance_rate,
-                "step/mean_reward": summary.mean_reward,
-                "step/active": summary.active,
-            })
+            self._guard(
+                self._log,
+                {
+                    STEP_X: summary.step,
+                    "step/acceptance_rate": summary.acceptance_rate,
+                    "step/mean_reward": summary.mean_reward,
+                    "step/active": summary.active,
+                },
+            )
 
     def finish(self, metrics: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> None:
         self._guard(self._finish, metrics, rows)

@@ -25,6 +25,7 @@ def runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+
         def go(path, *overrides):
             return run(compose("config", overrides=["progress=false", *RUN, *overrides]), root / path)
 
@@ -41,8 +42,16 @@ def test_shards_merge_into_the_unsharded_result(runs, tmp_path):
     assert bad == [] and len(configs) == 1
     (c,) = configs
     assert c.complete and c.metrics["num_shards"] == 2 and len(c.rows) == 6
-    for key in ("accuracy", "mean_final_reward", "acceptance_rate", "steps_per_problem", "tokens_small",
-                "tokens_big", "num_problems", "num_errors"):
+    for key in (
+        "accuracy",
+        "mean_final_reward",
+        "acceptance_rate",
+        "steps_per_problem",
+        "tokens_small",
+        "tokens_big",
+        "num_problems",
+        "num_errors",
+    ):
         assert c.metrics[key] == pytest.approx(full[key], rel=1e-12), key
     # the unsharded run and the merged shards are different configurations only by shard.count
     configs, _ = collect([root / "full", root / "sharded"])
@@ -70,7 +79,9 @@ def test_method_comparison_matches_settings(runs, tmp_path):
     rows = {r["method"]: r for r in report["comparison"]}
     assert set(rows) == {"gsi", "soft_bon_big"}
     assert rows["gsi"]["accuracy"] == full["accuracy"]
-    assert rows["gsi"]["latency_vs_soft_bon_big"] == pytest.approx(full["latency_mean_s"] / big["latency_mean_s"])
+    assert rows["gsi"]["latency_vs_soft_bon_big"] == pytest.approx(
+        full["latency_mean_s"] / big["latency_mean_s"]
+    )
     assert rows["soft_bon_big"]["threshold"] is None
     assert (tmp_path / "comparison.csv").exists()
     assert comparison([r for r in report["rows"] if r["method.name"] == "gsi"], report["swept"]) == []
@@ -117,7 +128,9 @@ def test_step_summaries_add_up_to_the_results(compose):
     problems = ToyArithmetic(num_problems=10, seed=3).load()
     settings = validate(compose("method=gsi", "batch_size=4", "threshold=0.6", "n_small=1"))
     results, steps = [], []
-    decoder = Decoder(settings, TableLM(toy_table(0.6), "s"), TableLM(toy_table(0.95), "b"), ToyVerifier(), exact_number)
+    decoder = Decoder(
+        settings, TableLM(toy_table(0.6), "s"), TableLM(toy_table(0.95), "b"), ToyVerifier(), exact_number
+    )
     stats = decoder.run(problems, results.append, steps.append)
     assert [s.step for s in steps] == list(range(stats.steps))
     assert all(s.active <= 4 for s in steps)

@@ -21,14 +21,28 @@ from tests.conftest import ROOT
 from tests.wandb_records import offline_runs
 
 pytest.importorskip("wandb")
-SWEEP = ("-m", "method=gsi,rsd", "beta=1,20", "limit=5", "n_small=2", "n_big=2", "batch_size=4", "progress=false")
+SWEEP = (
+    "-m",
+    "method=gsi,rsd",
+    "beta=1,20",
+    "limit=5",
+    "n_small=2",
+    "n_big=2",
+    "batch_size=4",
+    "progress=false",
+)
 SMALL = ("limit=3", "n_small=2", "n_big=2")
 
 
 def offline_env(tmp: Path) -> dict[str, str]:
     """An environment with no W&B credentials: W&B must run offline, never prompt."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    return {**env, "HF_HUB_OFFLINE": "1", "NETRC": str(tmp / "no-netrc"), "WANDB_DIR": str(tmp / "wandb-default")}
+    return {
+        **env,
+        "HF_HUB_OFFLINE": "1",
+        "NETRC": str(tmp / "no-netrc"),
+        "WANDB_DIR": str(tmp / "wandb-default"),
+    }
 
 
 @pytest.fixture
@@ -44,7 +58,12 @@ def sweep(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("sweep")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *SWEEP, f"hydra.sweep.dir={tmp / 'sweep'}"],
-        cwd=ROOT, env=offline_env(tmp), capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=offline_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "sweep"
@@ -102,15 +121,31 @@ def test_report_on_the_sweep_equals_metrics_json_and_draws_real_plots(sweep, tmp
     assert len(table) == 4
     for job in sweep.glob("*/metrics.json"):
         metrics = json.loads(job.read_text())
-        (row,) = [r for r in table if r["method.name"] == metrics["method"] and float(r["beta"]) == metrics["beta"]]
-        for key in ("accuracy", "acceptance_rate", "mean_final_reward", "latency_mean_s", "latency_p95_s",
-                    "tokens_small", "tokens_big", "num_problems", "num_errors"):
+        (row,) = [
+            r for r in table if r["method.name"] == metrics["method"] and float(r["beta"]) == metrics["beta"]
+        ]
+        for key in (
+            "accuracy",
+            "acceptance_rate",
+            "mean_final_reward",
+            "latency_mean_s",
+            "latency_p95_s",
+            "tokens_small",
+            "tokens_big",
+            "num_problems",
+            "num_errors",
+        ):
             assert float(row[key]) == metrics[key], key
         assert float(row["accuracy_lo"]) <= metrics["accuracy"] <= float(row["accuracy_hi"])
     md = (tmp_path / "report.md").read_text()
     assert "## Method comparison" in md and "## Failed or incomplete runs" in md and "None." in md
-    for name in ("accuracy_vs_beta", "acceptance_vs_threshold", "accuracy_vs_latency", "final_reward_vs_beta",
-                 "tokens_per_method"):
+    for name in (
+        "accuracy_vs_beta",
+        "acceptance_vs_threshold",
+        "accuracy_vs_latency",
+        "final_reward_vs_beta",
+        "tokens_per_method",
+    ):
         image = imread(tmp_path / f"{name}.png")
         assert image.shape[:2] == (480, 640), name
         rgb = image[..., :3]
