@@ -63,17 +63,22 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+# W&B's public API hosts (wandb >= 0.26 defaults to the first; `wandb login` writes netrc for it).
+WANDB_HOSTS = ("api.forge.coreweave.com", "api.wandb.ai")
+
+
 def logged_in() -> bool:
     """Whether W&B credentials are present (env or netrc), without asking anyone."""
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    base = os.environ.get("WANDB_BASE_URL")
+    hosts = [urlparse(base).hostname or ""] if base else list(WANDB_HOSTS)
     path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
     try:
-        auth = netrc.netrc(path).authenticators(host or "")
+        entries = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
         return False
-    return bool(auth and auth[2])
+    return any((auth := entries.authenticators(host)) and auth[2] for host in hosts)
 
 
 def resolve_mode(requested: str) -> str:

@@ -186,13 +186,14 @@ def test_no_network_falls_back_to_offline(compose, offline, monkeypatch, tmp_pat
     from gsi.tracking import WandbTracker
 
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # "logged in" ...
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # ... to a server that is not there
-    tracker = WandbTracker(mode="auto", init_timeout=1)
+    # ... to a server that is not there (a setting, not WANDB_BASE_URL: W&B reads its
+    # environment once per process, and an earlier test may have started it)
+    tracker = WandbTracker(mode="auto", init_timeout=1, settings={"base_url": "http://127.0.0.1:9"})
     with caplog.at_level(logging.WARNING, logger="gsi.tracking"):
         tracker.start(compose(*SMALL), tmp_path)
     assert "logging offline" in caplog.text
     tracker.finish({"accuracy": 0.5}, [])
-    (wb,) = offline_runs(tmp_path)
+    (wb,) = offline_runs(tmp_path, wait_s=30)
     assert wb.summary["accuracy"] == 0.5 and wb.exit_code == 0
 
 
@@ -202,6 +203,11 @@ def test_mode_is_online_only_with_credentials_and_never_prompts(offline, monkeyp
     assert resolve_mode("disabled") == "disabled"
     (tmp_path / "no-netrc").write_text("machine api.wandb.ai login user password " + "k" * 40 + "\n")
     assert resolve_mode("auto") == "online"
+    (tmp_path / "no-netrc").write_text("machine api.forge.coreweave.com login user password " + "k" * 40 + "\n")
+    assert resolve_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")  # a key for another host does not count
+    assert resolve_mode("auto") == "offline"
+    monkeypatch.delenv("WANDB_BASE_URL")
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert resolve_mode("auto") == "offline" and resolve_mode("online") == "online"
     (tmp_path / "no-netrc").unlink()

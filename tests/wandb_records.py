@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,15 @@ def read_run(path: Path) -> OfflineRun:
     return out
 
 
-def offline_runs(directory: Path) -> list[OfflineRun]:
-    """Every offline W&B run under ``directory``, oldest first."""
-    return [read_run(p) for p in sorted(Path(directory).glob("**/offline-run-*/run-*.wandb"))]
+def offline_runs(directory: Path, wait_s: float = 0.0) -> list[OfflineRun]:
+    """Every offline W&B run under ``directory``, oldest first.
+
+    ``wait_s``: W&B's core process may still be writing a run that ``finish()`` already
+    returned from (in this process); wait up to that long for every run's exit record.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        runs = [read_run(p) for p in sorted(Path(directory).glob("**/offline-run-*/run-*.wandb"))]
+        if all(r.exit_code is not None for r in runs) or time.monotonic() >= deadline:
+            return runs
+        time.sleep(0.2)
