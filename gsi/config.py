@@ -203,7 +203,8 @@ def validate(cfg: DictConfig) -> RunSettings:
         f"an integer in [0, shard.count={cfg.shard.count})",
     )
     tracking_mode = cfg.tracking.get("mode", "auto") if cfg.get("tracking") is not None else "auto"
-    _check(tracking_mode in TRACKING_MODES, "tracking.mode", tracking_mode, f"one of {', '.join(TRACKING_MODES)}")
+    allowed_modes = f"one of {', '.join(TRACKING_MODES)}"
+    _check(tracking_mode in TRACKING_MODES, "tracking.mode", tracking_mode, allowed_modes)
     if method.uses_big and cfg.model.get("big") is None:
         raise ConfigError(
             f"method.name={name!r} needs a big model but model.big is null: "
