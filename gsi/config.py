@@ -89,6 +89,34 @@ class ShardConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Experiment tracking (``conf/tracking/``); ``_target_`` picks the tracker.
+
+    ``mode``: ``auto`` (online when logged in to W&B, else offline; ``WANDB_MODE`` wins),
+    ``online``, ``offline`` or ``disabled``. ``group`` null: one group per Hydra sweep.
+    ``dir`` null: the run directory. ``name``/``job_type`` null: derived from the run.
+    """
+
+    _target_: str = "gsi.tracking.WandbTracker"
+    project: str = "gsi"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    name: Optional[str] = None
+    job_type: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    notes: Optional[str] = None
+    mode: str = "auto"
+    dir: Optional[str] = None
+    log_steps: bool = True
+    log_table: bool = True
+    init_timeout: float = 60.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+TRACKING_MODES = ("auto", "online", "offline", "disabled")
+
+
+@dataclass
 class Config:
     """Top-level knobs a sweep can name directly (``python run.py -m beta=0.5,1,2``)."""
 
@@ -96,6 +124,7 @@ class Config:
     reward: Any = MISSING
     dataset: Any = MISSING
     method: Any = MISSING
+    tracking: Any = None
     beta: float = 20.0
     threshold: float = 0.5
     n_small: int = 4
@@ -119,6 +148,7 @@ def register_configs() -> None:
     cs.store(group="reward", name="toy_verifier_schema", node=ToyVerifierConfig)
     cs.store(group="dataset", name="toy_dataset_schema", node=ToyDatasetConfig)
     cs.store(group="method", name="method_schema", node=MethodConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
 
 
 def toy_model_path(name: str) -> str:
@@ -174,6 +204,9 @@ def validate(cfg: DictConfig) -> RunSettings:
         cfg.shard.index,
         f"an integer in [0, shard.count={cfg.shard.count})",
     )
+    tracking_mode = cfg.tracking.get("mode", "auto") if cfg.get("tracking") is not None else "auto"
+    allowed_modes = f"one of {', '.join(TRACKING_MODES)}"
+    _check(tracking_mode in TRACKING_MODES, "tracking.mode", tracking_mode, allowed_modes)
     if method.uses_big and cfg.model.get("big") is None:
         raise ConfigError(
             f"method.name={name!r} needs a big model but model.big is null: "

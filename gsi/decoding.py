@@ -52,6 +52,33 @@ class CallStats:
             setattr(self, f"calls_{role}", getattr(self, f"calls_{role}") + 1)
 
 
+@dataclass(frozen=True)
+class StepSummary:
+    """What one iteration of the loop did, for per-step curves (e.g. W&B).
+
+    ``chosen`` problems got a step; ``accepted`` of them kept a small-model proposal
+    (the numerator of ``acceptance_rate``); ``mean_reward`` averages the chosen steps'
+    finite rewards (None if there are none).
+    """
+
+    step: int
+    active: int
+    chosen: int
+    accepted: int
+    mean_reward: float | None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.chosen if self.chosen else None
+
+    @classmethod
+    def of(cls, step: int, outcomes: Sequence["_Outcome | BaseException"]) -> "StepSummary":
+        done = [o for o in outcomes if isinstance(o, _Outcome) and o.sample is not None]
+        rewards = [o.reward for o in done if np.isfinite(o.reward)]
+        accepted = sum(1 for o in done if o.source == "small" and o.accepted)
+        return cls(step, len(outcomes), len(done), accepted, float(np.mean(rewards)) if rewards else None)
+
+
 @dataclass
 class _State:
     problem: Problem
@@ -124,13 +151,22 @@ class Decoder:
         self.stats = CallStats()
 
     # ------------------------------------------------------------------ public
-    def run(self, problems: Iterable[Problem], on_result: Callable[[ProblemResult], None]) -> CallStats:
+    def run(
+        self,
+        problems: Iterable[Problem],
+        on_result: Callable[[ProblemResult], None],
+        on_step: Callable[[StepSummary], None] | None = None,
+    ) -> CallStats:
+        """Decode ``problems``; ``on_result`` gets each finished problem, ``on_step``
+        (optional) a :class:`StepSummary` after each iteration of the loop."""
         waiting = deque(problems)
         active: list[_State] = []
         while waiting or active:
             while waiting and len(active) < self.s.batch_size:
                 active.append(_State(waiting.popleft(), time.perf_counter()))
             outcomes = self._step_isolating_errors(active)
+            if on_step is not None:
+                on_step(StepSummary.of(self.stats.steps, outcomes))
             still: list[_State] = []
             for state, outcome in zip(active, outcomes):
                 result = self._apply(state, outcome)

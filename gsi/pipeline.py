@@ -20,6 +20,7 @@ from gsi.data import select
 from gsi.grading import get_grader
 from gsi.metrics import compute_metrics, format_summary
 from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text
+from gsi.tracking import build_tracker
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
         len(problems), len(problems) - len(todo), out,
     )
 
+    tracker = build_tracker(cfg, out, [store.rows[pid] for pid in store.rows if pid in wanted])
     start = time.perf_counter()
     stats = None
     if todo:
@@ -94,10 +96,14 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
         with _progress(len(todo), cfg.progress, method.name) as bar:
             def on_result(result) -> None:
                 store.append(result)
+                tracker.problem(result)
                 bar.update(1)
 
             try:
-                stats = decoder.run(todo, on_result)
+                stats = decoder.run(todo, on_result, tracker.step)
+            except BaseException:
+                tracker.abort()
+                raise
             finally:
                 store.close()
     wall = time.perf_counter() - start
@@ -109,6 +115,7 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     metrics = compute_metrics(rows, stats, wall, len(todo))
     metrics.update({"method": method.name, "beta": settings.params.beta, "threshold": settings.params.threshold})
     atomic_write_json(out / "metrics.json", metrics)
+    tracker.finish(metrics, rows)
     print(format_summary(metrics, f"gsi run: method={method.name} -> {out}"))
     return metrics
 

@@ -12,6 +12,8 @@ CONF = ROOT / "conf"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests never reach a W&B server; the tracking tests switch W&B to offline explicitly.
+os.environ["WANDB_MODE"] = "disabled"
 
 
 @pytest.fixture
