@@ -69,8 +69,12 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
 def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     settings = validate(cfg)
     out = Path(output_dir) if output_dir is not None else _hydra_output_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    try:  # fail before any model loads if results could not be written
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as exc:
+        raise ConfigError(f"output directory {out} is not writable ({exc.strerror or exc}): "
+                          "free space or pick another with hydra.run.dir=...") from exc
 
     grader = get_grader(cfg.dataset.grader)
     problems = load_problems(cfg)

@@ -1,0 +1,78 @@
+"""Injected faults: a run killed with SIGKILL resumes to the uninterrupted result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from gsi.pipeline import run
+from tests.conftest import ROOT
+
+ARGS = ["method=gsi", "limit=24", "batch_size=2", "progress=false", "tracking=none"]
+
+
+def rows_without_timing(path):
+    """Rows by id, without timings; GSI's tilted scores (floats from model log-probs,
+    which differ in the 7th digit with batch composition) are moved to r["scores"]."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:
+        r.pop("latency_s")
+        r["scores"] = [step.pop("score") for step in r["steps_detail"]]
+    return {r["problem_id"]: r for r in rows}, len(rows)
+
+
+def assert_same_results(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for pid in a:
+        sa, sb = a[pid].pop("scores"), b[pid].pop("scores")
+        np.testing.assert_allclose(np.array(sa, dtype=float), np.array(sb, dtype=float), atol=1e-5)
+        assert a[pid] == b[pid]
+
+
+def test_kill_9_mid_run_then_rerun_loses_and_duplicates_nothing(compose, tmp_path):
+    ref_dir, killed = tmp_path / "ref", tmp_path / "killed"
+    run(compose(*ARGS), ref_dir)
+    reference, _ = rows_without_timing(ref_dir / "results.jsonl")
+
+    cmd = [sys.executable, str(ROOT / "run.py"), *ARGS, f"hydra.run.dir={killed}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    results = killed / "results.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial, _ = rows_without_timing(results)
+    assert 4 <= len(partial) < 24
+
+    metrics = run(compose(*ARGS), killed)
+    resumed, lines = rows_without_timing(results)
+    assert lines == 24
+    assert_same_results(resumed, reference)
+    assert metrics["num_problems"] == 24 and metrics["new_problems"] == 24 - len(partial)
+
+
+def test_unwritable_output_directory_fails_fast_with_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    # Hydra makes the run dir itself; point the pipeline at an impossible one through it
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    code = (
+        "import sys; from hydra import compose, initialize_config_dir; import gsi.pipeline as p\n"
+        f"with initialize_config_dir(config_dir={str(ROOT / 'conf')!r}, version_base='1.3'):\n"
+        "    cfg = compose('config', overrides=['tracking=none'])\n"
+        f"p.run(cfg, {str(blocker / 'run')!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "not writable" in proc.stderr and "Traceback" not in proc.stderr
