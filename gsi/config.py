@@ -212,6 +212,14 @@ def validate(cfg: DictConfig) -> RunSettings:
             f"method.name={name!r} needs a big model but model.big is null: "
             "pick a model pair with a big model (e.g. model=toy)"
         )
+    roles = (["small"] if method.proposer == "small" else []) + (["big"] if method.uses_big else [])
+    for role in roles:
+        path = str(cfg.model[role].get("path", ""))
+        if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+            raise ConfigError(
+                f"model.{role}.path={path!r} does not exist: point it at a model directory "
+                "(the toy models are rebuilt by `python -m gsi.toy.train`)"
+            )
     return RunSettings(
         method=method,
         params=MethodParams(beta=beta, threshold=float(cfg.threshold)),

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from gsi.backends.base import LanguageModel
+from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
 from gsi.grading import extract_boxed
 from gsi.methods import FALLBACK, Choice, StepScores
@@ -279,6 +279,8 @@ class Decoder:
     # ------------------------------------------------------------------ bookkeeping
     def _apply(self, state: _State, outcome: _Outcome | BaseException) -> ProblemResult | None:
         """Add the chosen step; return the problem's result if it has finished."""
+        if isinstance(outcome, ContextOverflow):
+            return self._result(state, "context_length", error=str(outcome))
         if isinstance(outcome, BaseException):
             return self._result(state, "error", error=f"{type(outcome).__name__}: {outcome}")
         for role, count in outcome.tokens.items():

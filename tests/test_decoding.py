@@ -147,3 +147,19 @@ def test_all_nan_rewards_reject_then_stop_with_a_reason(compose):
 def test_max_steps_stops_a_solution(compose):
     results, *_ = decode(compose, "small", max_steps=1)
     assert all(r.steps == 1 and r.stop_reason == "max_steps" for r in results)
+
+
+def test_prompt_over_the_context_window_stops_that_problem_only(compose):
+    from gsi.backends.hf import HFBackend
+    from gsi.config import toy_model_path
+    from gsi.types import Problem
+
+    cfg = compose("method=gsi", "n_small=2", "n_big=2")
+    small = HFBackend(toy_model_path("small"), device="cpu")
+    big = HFBackend(toy_model_path("big"), device="cpu")
+    long = Problem("too-long", PROBLEMS[0].prompt.replace("Compute", "Compute " + "x" * 300), "0")
+    results = []
+    Decoder(validate(cfg), small, big, ToyVerifier(), exact_number).run([long, *PROBLEMS[:3]], results.append)
+    by_id = {r.problem_id: r for r in results}
+    assert by_id["too-long"].stop_reason == "context_length" and "context window of 256" in by_id["too-long"].error
+    assert all(by_id[p.id].stop_reason == "answer" for p in PROBLEMS[:3])

@@ -107,6 +107,9 @@ def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
         ("temperature=0", "temperature=0"),
         ("shard.index=3", "shard.index=3"),
         ("limit=-2", "limit=-2"),
+        ("beta=nan", "beta=nan"),
+        ("threshold=nan", "threshold=nan"),
+        ("model.big.path=/nonexistent/big", "model.big.path='/nonexistent/big'"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_key(tmp_path, override, needle):

@@ -9,6 +9,14 @@ import numpy as np
 from gsi.types import SamplingParams, StepSample
 
 
+class ContextOverflow(ValueError):
+    """A prompt plus a step's token budget does not fit the model's context window.
+
+    The loop stops that problem with ``stop_reason = "context_length"``; the rest of the
+    batch goes on.
+    """
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     """Samples steps and scores given steps under the same sampling law.

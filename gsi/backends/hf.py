@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gsi.backends.base import ContextOverflow
 from gsi.backends.prefix_cache import PrefixCache
 from gsi.types import SamplingParams, StepSample
 
@@ -86,8 +87,18 @@ class HFBackend:
         self.prefix_cache = PrefixCache(prefix_cache)
 
     # ------------------------------------------------------------------ helpers
-    def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
-        return [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
+    def _encode_prompts(self, prompts: Sequence[str], budget: int = 0) -> list[list[int]]:
+        """Token ids of the prompts; ContextOverflow if one plus ``budget`` new tokens
+        does not fit the model's context window."""
+        out = [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        for ids in out:
+            if limit is not None and len(ids) + budget > limit:
+                raise ContextOverflow(
+                    f"{self.name}: prompt of {len(ids)} tokens + {budget} new tokens exceeds "
+                    f"the context window of {limit}"
+                )
+        return out
 
     def _encode_step(self, step: StepSample) -> list[int]:
         ids = self.tokenizer.encode(step.text, add_special_tokens=False)
@@ -184,7 +195,7 @@ class HFBackend:
         finish = ["length"] * rows
         stop_ids = torch.tensor([i for i in (self.eos_id, self.stop_id) if i is not None])
         with torch.inference_mode():
-            last, cache, mask = self._prefill(self._encode_prompts(prompts))
+            last, cache, mask = self._prefill(self._encode_prompts(prompts, steps))
             width = mask.shape[1]
             cache.batch_repeat_interleave(n)
             logits = last.repeat_interleave(n, dim=0)
@@ -272,7 +283,8 @@ class HFBackend:
         if sum(counts) == 0:
             return [np.zeros(0) for _ in prompts]
         keep = [i for i, c in enumerate(counts) if c]
-        prompt_ids = self._encode_prompts([prompts[i] for i in keep])
+        longest_step = max(len(self._encode_step(step)) for group in steps for step in group)
+        prompt_ids = self._encode_prompts([prompts[i] for i in keep], longest_step)
         conts = [self._encode_step(step) for i in keep for step in steps[i]]
         rows = torch.repeat_interleave(torch.arange(len(keep)), torch.tensor([counts[i] for i in keep]))
         width = max(len(c) for c in conts)
