@@ -61,7 +61,7 @@ def compute_metrics(rows: Iterable[dict[str, Any]], stats: CallStats, wall_time_
         "time_small_s": stats.time_small_s,
         "time_big_s": stats.time_big_s,
         "time_reward_s": stats.time_reward_s,
-        "overhead_fraction": max(0.0, 1.0 - inside / wall_time_s) if wall_time_s > 0 else None,
+        "overhead_fraction": max(0.0, 1.0 - inside / wall_time_s) if wall_time_s > 0 and new_problems else None,
         "num_problems": len(rows),
         "num_errors": sum(1 for r in rows if r["stop_reason"] == "error"),
         "new_problems": new_problems,

@@ -89,6 +89,9 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     )
 
     tracker = build_tracker(cfg, out, [store.rows[pid] for pid in store.rows if pid in wanted])
+    if not problems:
+        log.warning("no problems selected (data set %s, limit=%s, shard %s/%s): nothing to do",
+                    cfg.dataset.get("name"), cfg.limit, cfg.shard.index, cfg.shard.count)
     start = time.perf_counter()
     stats = None
     if todo:
