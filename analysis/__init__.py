@@ -1,0 +1,1 @@
+"""Analyses over runs and exact worlds (tables, plots, reports)."""
