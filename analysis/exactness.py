@@ -21,7 +21,6 @@ running the decoding loop on many replicas.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
@@ -29,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
 from gsi.exact import distributions as dist
-from gsi.exact import montecarlo, world as worlds
+from gsi.exact import montecarlo
+from gsi.exact import world as worlds
 from gsi.exact.world import World
 from gsi.methods import METHODS, Method, MethodParams
 from gsi.outputs import atomic_write_json, atomic_write_text
@@ -41,11 +39,26 @@ from gsi.types import SamplingParams
 log = logging.getLogger("analysis.exactness")
 
 RECORD_KEYS = [
-    "method", "n", "beta", "threshold", "distance", "tv", "kl", "tv_se",
-    "expected_reward", "target_expected_reward",
+    "method",
+    "n",
+    "beta",
+    "threshold",
+    "distance",
+    "tv",
+    "kl",
+    "tv_se",
+    "expected_reward",
+    "target_expected_reward",
 ]
 EXTRA_KEYS = [
-    "sweep", "instance", "level", "estimator", "replicas", "noise_floor", "kl_big_small", "acceptance_rate",
+    "sweep",
+    "instance",
+    "level",
+    "estimator",
+    "replicas",
+    "noise_floor",
+    "kl_big_small",
+    "acceptance_rate",
 ]
 TILTED = ["gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"]
 
@@ -56,6 +69,7 @@ class Plan:
 
     betas: tuple[float, ...]
     ns: tuple[int, ...]
+    structured_ns: tuple[int, ...]  # n on the structured instances
     exact_max_n: int  # larger n on K = 4 instances go through the decoding loop
     replicas: int
     seeds: int
@@ -69,6 +83,7 @@ class Plan:
 FULL = Plan(
     betas=(1.0, 5.0, 20.0),
     ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    structured_ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
     exact_max_n=64,
     replicas=10_000,
     seeds=6,
@@ -81,6 +96,7 @@ FULL = Plan(
 QUICK = Plan(
     betas=(5.0,),
     ns=(1, 2, 4, 8, 16, 32, 256),
+    structured_ns=(1, 2, 4, 8, 16, 32),
     exact_max_n=32,
     replicas=5_000,
     seeds=3,
@@ -162,11 +178,17 @@ def sweep(plan: Plan) -> Iterator[dict[str, Any]]:
     for beta in plan.betas:  # TV vs n on a random instance, exact then Monte Carlo
         for method in TILTED:
             for n, mc in _ns(main, plan, plan.ns):
-                yield {"sweep": "n", **measure(main, method, n, beta, THRESHOLD, monte_carlo=mc, replicas=plan.replicas)}
+                yield {
+                    "sweep": "n",
+                    **measure(main, method, n, beta, THRESHOLD, monte_carlo=mc, replicas=plan.replicas),
+                }
     for world in (worlds.misses_best(), worlds.overconfident()):  # structured instances
         for method in TILTED:
-            for n, mc in _ns(world, plan, plan.ns):
-                yield {"sweep": "n", **measure(world, method, n, 5.0, THRESHOLD, monte_carlo=mc, replicas=plan.replicas)}
+            for n, mc in _ns(world, plan, plan.structured_ns):
+                yield {
+                    "sweep": "n",
+                    **measure(world, method, n, 5.0, THRESHOLD, monte_carlo=mc, replicas=plan.replicas),
+                }
     tree = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP, num_steps=3, depth=plan.tree_depth)
     for method in TILTED:  # whole solutions
         for n in plan.tree_ns:
@@ -209,7 +231,9 @@ def write_outputs(records: list[dict[str, Any]], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.exactness", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.exactness", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="reduced sweep (still up to n = 256), ~1-3 min")
     parser.add_argument("--out", type=Path, default=Path("outputs/exactness"), help="output directory")
     args = parser.parse_args(argv)
@@ -227,7 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in summary:
         log.info(
             "%-15s %-28s beta=%-4g n=%-4d tv=%.4f±%.4f (%s)",
-            r["method"], r["instance"], r["beta"], r["n"], r["tv"], r["tv_se"], r["estimator"],
+            r["method"],
+            r["instance"],
+            r["beta"],
+            r["n"],
+            r["tv"],
+            r["tv_se"],
+            r["estimator"],
         )
     return 0
 

@@ -36,7 +36,9 @@ def _tv_vs_n(ax, rows: list[dict[str, Any]], title: str) -> None:
         n = np.array([r["n"] for r in rs])
         tv = np.array([r["tv"] for r in rs])
         se = np.array([r["tv_se"] for r in rs])
-        ax.errorbar(n, tv, yerr=2 * se, marker="o", ms=3, lw=1.2, capsize=2, color=COLORS.get(method), label=method)
+        ax.errorbar(
+            n, tv, yerr=2 * se, marker="o", ms=3, lw=1.2, capsize=2, color=COLORS.get(method), label=method
+        )
         mc = np.array([r["estimator"] == "monte_carlo" for r in rs])
         if mc.any():
             ax.plot(n[mc], tv[mc], "s", mfc="none", ms=7, color=COLORS.get(method))
@@ -66,10 +68,14 @@ def plot_all(records: list[dict[str, Any]], out: Path) -> list[Path]:
         rows = panels[key]
         u = next((r["threshold"] for r in rows if r["threshold"] is not None), None)
         _tv_vs_n(ax, rows, f"{key[0]}\nbeta={key[1]:g}, u={u:g} ({rows[0]['level']})")
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("TV to pi_B·exp(beta r) vs n (bars: 2 s.e.; squares: Monte Carlo through the loop, grey: its noise floor)", fontsize=10)
+    fig.suptitle(
+        "TV to pi_B·exp(beta r) vs n "
+        "(bars: 2 s.e.; squares: Monte Carlo through the loop, grey: its noise floor)",
+        fontsize=10,
+    )
     fig.tight_layout()
     paths.append(_save(fig, out / "tv_vs_n.png", plt))
 
@@ -77,17 +83,43 @@ def plot_all(records: list[dict[str, Any]], out: Path) -> list[Path]:
     if d_rows:
         ns = sorted({r["n"] for r in d_rows})
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
-        for ax, key, label in zip(axes.flat, ("distance", "kl_big_small"), ("d_TV(pi_S, pi_B)", "KL(pi_B || pi_S)")):
+        for ax, key, label in zip(
+            axes.flat, ("distance", "kl_big_small"), ("d_TV(pi_S, pi_B)", "KL(pi_B || pi_S)")
+        ):
             for method, color in COLORS.items():
                 for n, marker in zip(ns, "o^sv"):
                     rs = [r for r in d_rows if r["method"] == method and r["n"] == n]
-                    ax.scatter([r[key] for r in rs], [r["tv"] for r in rs], s=12, marker=marker, color=color,
-                               alpha=0.8, label=f"{method} n={n}" if key == "distance" else None)
+                    ax.scatter(
+                        [r[key] for r in rs],
+                        [r["tv"] for r in rs],
+                        s=8,
+                        marker=marker,
+                        color=color,
+                        alpha=0.35,
+                    )
+                rs = [r for r in d_rows if r["method"] == method and r["n"] == ns[-1] and r[key] is not None]
+                x, y = np.array([r[key] for r in rs]), np.array([r["tv"] for r in rs])
+                edges = np.unique(np.quantile(x, np.linspace(0, 1, 7)))
+                which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+                bins = [k for k in range(len(edges) - 1) if np.any(which == k)]
+                ax.plot(
+                    [x[which == k].mean() for k in bins],
+                    [y[which == k].mean() for k in bins],
+                    "-",
+                    color=color,
+                    lw=1.5,
+                    label=f"{method} (mean, n={ns[-1]})" if key == "distance" else None,
+                )
             ax.set_xlabel(label)
             ax.set_ylabel("TV to target (exact)")
             ax.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=6, ncol=2)
-        fig.suptitle("TV to the target vs the small-big gap (random instances, beta=5, u=0.5)", fontsize=10)
+        fig.suptitle(
+            f"TV to the target vs the small-big gap "
+            f"({len(d_rows) // len(COLORS) // len(ns)} random instances, "
+            f"beta=5, u=0.5; dots: n in {ns}, lines: binned means)",
+            fontsize=9,
+        )
         fig.tight_layout()
         paths.append(_save(fig, out / "tv_vs_distance.png", plt))
 
@@ -98,7 +130,9 @@ def plot_all(records: list[dict[str, Any]], out: Path) -> list[Path]:
             rs = sorted((r for r in t_rows if r["method"] == method), key=lambda r: r["threshold"])
             u = [r["threshold"] for r in rs]
             label = "gsi (u on s = r + log(pi_B/pi_S)/beta)" if method == "gsi" else "rsd (u on r)"
-            axes[0, 0].plot(u, [r["acceptance_rate"] for r in rs], "o-", ms=3, color=COLORS[method], label=label)
+            axes[0, 0].plot(
+                u, [r["acceptance_rate"] for r in rs], "o-", ms=3, color=COLORS[method], label=label
+            )
             axes[0, 1].plot(u, [r["tv"] for r in rs], "o-", ms=3, color=COLORS[method], label=label)
         axes[0, 0].set_ylabel("acceptance rate")
         axes[0, 1].set_ylabel("TV to target (exact)")
@@ -107,7 +141,9 @@ def plot_all(records: list[dict[str, Any]], out: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=7)
         n = t_rows[0]["n"]
-        fig.suptitle(f"Acceptance and exactness vs threshold ({t_rows[0]['instance']}, beta=5, n={n})", fontsize=10)
+        fig.suptitle(
+            f"Acceptance and exactness vs threshold ({t_rows[0]['instance']}, beta=5, n={n})", fontsize=10
+        )
         fig.tight_layout()
         paths.append(_save(fig, out / "acceptance_vs_threshold.png", plt))
     return paths

@@ -192,7 +192,8 @@ class Decoder:
         if method.needs_target_logprobs:
             target = self._score_big(batch, samples)
         scores = [
-            StepScores(r, np.array([c.logprob for c in group]), t) for group, r, t in zip(samples, rewards, target)
+            StepScores(r, np.array([c.logprob for c in group]), t)
+            for group, r, t in zip(samples, rewards, target)
         ]
         choices = [method.choose(sc, s.params, self._rng(st, CHOOSE)) for st, sc in zip(batch, scores)]
         fallback = self._fallback(batch, choices) if method.rejects else {}

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from analysis.exactness import RECORD_KEYS, Plan, measure, sweep, write_outputs
+from gsi.config import RunSettings
+from gsi.decoding import CallStats, Decoder
 from gsi.exact import distributions as dist
 from gsi.exact import montecarlo
 from gsi.exact.world import misses_best, random_world
 from gsi.methods import METHODS, MethodParams, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.methods.selection import clean, tempered_probabilities
-from gsi.config import RunSettings
-from gsi.decoding import CallStats, Decoder
 from gsi.metrics import compute_metrics
 from gsi.types import Problem, SamplingParams
 
@@ -130,8 +130,15 @@ def test_soft_bon_small_tends_to_the_small_models_tilt():
 
 @pytest.mark.parametrize(
     "name,threshold",
-    [("gsi_no_reject", 0.5), ("soft_bon_small", 0.5), ("soft_bon_big", 0.5),
-     ("gsi", -math.inf), ("rsd", -math.inf), ("gsi", math.inf), ("rsd", math.inf)],
+    [
+        ("gsi_no_reject", 0.5),
+        ("soft_bon_small", 0.5),
+        ("soft_bon_big", 0.5),
+        ("gsi", -math.inf),
+        ("rsd", -math.inf),
+        ("gsi", math.inf),
+        ("rsd", math.inf),
+    ],
 )
 def test_with_equal_models_every_tilted_method_is_exact_in_the_limit(name, threshold):
     assert_approaches_target(tv_curve(EQUAL, name, threshold=threshold))
@@ -162,7 +169,9 @@ def test_a_wrong_importance_weight_fails_the_closeness_check():
     (untempered) log-probs, which at temperature T scale log pi_B - log pi_S by T."""
 
     def flipped(scores, params):
-        return tempered_probabilities(params.beta, scores.rewards, clean(scores.logp_proposal) - clean(scores.logp_target))
+        return tempered_probabilities(
+            params.beta, scores.rewards, clean(scores.logp_proposal) - clean(scores.logp_target)
+        )
 
     def raw(scores, params):
         ratio = clean(scores.logp_target) - clean(scores.logp_proposal)
@@ -190,7 +199,9 @@ def test_a_small_model_that_misses_the_best_step():
         assert r["tv"] >= target[0] - 1e-12
     gsi = measure(world, "gsi", 64, 5.0, 0.9, sampling=SP)
     assert gsi["tv"] < target[0] - 0.05
-    assert gsi["expected_reward"] > measure(world, "gsi_no_reject", 64, 5.0, 0.5, sampling=SP)["expected_reward"]
+    assert (
+        gsi["expected_reward"] > measure(world, "gsi_no_reject", 64, 5.0, 0.5, sampling=SP)["expected_reward"]
+    )
 
 
 # ---------------------------------------------------------------- diagnostics on runs
@@ -212,7 +223,9 @@ def test_loop_records_diagnostics_that_measure_the_model_gap():
         rows: list[dict] = []
         settings = RunSettings(METHODS[name], params, SP, 8, 8, 1, 64, 0)
         decoder = Decoder(settings, world.small_lm(), world.big_lm(), world.reward(), lambda a, b: False)
-        decoder.run([Problem(f"p{i}", world.prompt, "") for i in range(400)], lambda r: rows.append(r.to_json()))
+        decoder.run(
+            [Problem(f"p{i}", world.prompt, "") for i in range(400)], lambda r: rows.append(r.to_json())
+        )
         metrics.append(compute_metrics(rows, CallStats(), 1.0, len(rows)))
     gsi, small = metrics
     assert small["ess_mean"] is None and small["log_ratio_mean"] is None
@@ -223,8 +236,17 @@ def test_loop_records_diagnostics_that_measure_the_model_gap():
 # ---------------------------------------------------------------- the CLI's outputs
 def test_sweep_writes_records_table_and_figures(tmp_path):
     tiny = Plan(
-        betas=(5.0,), ns=(1, 4, 64), exact_max_n=4, replicas=300, seeds=1, gaps=(0.0, 1.0),
-        distance_ns=(4,), thresholds=(0.0, 0.5), tree_depth=2, tree_ns=(1, 4),
+        betas=(5.0,),
+        ns=(1, 4, 64),
+        structured_ns=(1, 4),
+        exact_max_n=4,
+        replicas=300,
+        seeds=1,
+        gaps=(0.0, 1.0),
+        distance_ns=(4,),
+        thresholds=(0.0, 0.5),
+        tree_depth=2,
+        tree_ns=(1, 4),
     )
     records = list(sweep(tiny))
     write_outputs(records, tmp_path)
@@ -239,3 +261,14 @@ def test_sweep_writes_records_table_and_figures(tmp_path):
     assert len(lines) == len(records) + 1
     for figure in ("tv_vs_n.png", "tv_vs_distance.png", "acceptance_vs_threshold.png"):
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_quick_cli_includes_n_256(tmp_path):
+    from analysis.exactness import main
+
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "exactness.json").read_text())
+    at_256 = [r for r in data if r["n"] == 256]
+    assert {r["method"] for r in at_256} == {"gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"}
+    assert all(r["tv_se"] > 0 for r in at_256)

@@ -111,7 +111,9 @@ def count_vectors(n: int, k: int) -> Iterator[np.ndarray]:
         yield np.diff(edges) - 1
 
 
-def method_step(method: Method, laws: Laws, params: MethodParams, n_small: int, n_big: int) -> StepDistribution:
+def method_step(
+    method: Method, laws: Laws, params: MethodParams, n_small: int, n_big: int
+) -> StepDistribution:
     """The exact law of the step the loop takes with ``method`` at a node with ``laws``."""
     n = method.num_candidates(n_small, n_big)
     proposal = laws.small if method.proposer == "small" else laws.big
