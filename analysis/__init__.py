@@ -1,4 +1,5 @@
-"""Sweep analysis: collect run directories into tables, plots and W&B dashboards.
+"""Analysis: sweep reports and W&B dashboards, the exactness study, the benchmark.
 
-``python -m analysis.report PATH...`` and ``python -m analysis.dashboards``.
+``python -m analysis.report PATH...``, ``python -m analysis.dashboards``,
+``python -m analysis.exactness``, ``python -m analysis.benchmark``.
 """

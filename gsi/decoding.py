@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -22,6 +22,7 @@ from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
 from gsi.grading import extract_boxed
 from gsi.methods import FALLBACK, Choice, StepScores
+from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
 from gsi.types import Problem, ProblemResult, Source, StepRecord, StepSample
 
@@ -106,6 +107,8 @@ class _Outcome:
     num_candidates: int
     score: float | None
     tokens: dict[str, int]
+    ess: float | None = None  # importance diagnostics of the proposal (methods with both log-probs)
+    log_ratio: float | None = None
 
 
 def _dedup(samples: list[list[StepSample]]) -> tuple[list[list[StepSample]], list[np.ndarray]]:
@@ -224,12 +227,11 @@ class Decoder:
         target: list[np.ndarray | None] = [None] * len(batch)
         if method.needs_target_logprobs:
             target = self._score_big(batch, samples)
-        choices = [
-            method.choose(
-                StepScores(r, np.array([c.logprob for c in group]), t), s.params, self._rng(st, CHOOSE)
-            )
-            for st, group, r, t in zip(batch, samples, rewards, target)
+        scores = [
+            StepScores(r, np.array([c.logprob for c in group]), t)
+            for group, r, t in zip(samples, rewards, target)
         ]
+        choices = [method.choose(sc, s.params, self._rng(st, CHOOSE)) for st, sc in zip(batch, scores)]
         fallback = self._fallback(batch, choices) if method.rejects else {}
         outcomes: list[_Outcome] = []
         for k, (group, choice, r) in enumerate(zip(samples, choices, rewards)):
@@ -241,7 +243,9 @@ class Decoder:
                 outcomes.append(self._outcome(fb_group, fb_choice, fb_rewards, "big", False, choice.score, tokens))
             else:
                 outcomes.append(self._outcome(group, choice, r, method.proposer, True, choice.score, tokens))
-        return self._fill_missing_rewards(batch, outcomes)
+        outcomes = self._fill_missing_rewards(batch, outcomes)
+        diagnostics = [importance_diagnostics(sc, c.probabilities) for sc, c in zip(scores, choices)]
+        return [replace(o, ess=ess, log_ratio=lr) for o, (ess, lr) in zip(outcomes, diagnostics)]
 
     def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
         """soft_bon(pi_B, n_B) for the problems whose proposal was rejected."""
@@ -290,7 +294,8 @@ class Decoder:
         sample = outcome.sample
         state.steps.append(
             StepRecord(
-                sample.text, outcome.reward, outcome.source, outcome.accepted, outcome.num_candidates, outcome.score
+                sample.text, outcome.reward, outcome.source, outcome.accepted, outcome.num_candidates, outcome.score,
+                outcome.ess, outcome.log_ratio,
             )
         )
         if "\\boxed{" in sample.text:

@@ -13,6 +13,8 @@ METRIC_ORDER = [
     "accuracy",
     "mean_final_reward",
     "acceptance_rate",
+    "ess_mean",
+    "log_ratio_mean",
     "steps_per_problem",
     "latency_mean_s",
     "latency_p50_s",
@@ -45,11 +47,15 @@ def compute_metrics(rows: Iterable[dict[str, Any]], stats: CallStats, wall_time_
     rows = list(rows)
     steps = sum(r["steps"] for r in rows)
     latencies = [r["latency_s"] for r in rows]
+    details = [st for r in rows for st in r.get("steps_detail") or []]
     inside = stats.time_small_s + stats.time_big_s + stats.time_reward_s
     metrics = {
         "accuracy": _mean([float(r["correct"]) for r in rows]),
         "mean_final_reward": _mean([r["final_reward"] for r in rows]),
         "acceptance_rate": (sum(r["accepted_steps"] for r in rows) / steps) if steps else None,
+        # importance diagnostics of the proposals (None for methods without pi_B scores)
+        "ess_mean": _mean([st.get("ess") for st in details]),
+        "log_ratio_mean": _mean([st.get("log_ratio") for st in details]),
         "steps_per_problem": steps / len(rows) if rows else None,
         "latency_mean_s": _mean(latencies),
         "latency_p50_s": float(np.percentile(latencies, 50)) if rows else None,

@@ -54,6 +54,8 @@ class StepRecord:
     accepted: bool
     num_candidates: int
     score: float | None = None  # the quantity compared with the threshold, if any
+    ess: float | None = None  # effective sample size of the importance weights (gsi*)
+    log_ratio: float | None = None  # mean log pi_B - log pi_S of the candidates (gsi*)
 
 
 @dataclass(frozen=True)
