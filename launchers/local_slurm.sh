@@ -79,6 +79,9 @@ AuthType=auth/munge
 # short job credentials: a requeued job may restart after cred_expire seconds (default 120)
 AuthInfo=cred_expire=10
 StateSaveLocation=$STATE/ctld
+# \`stop\` wipes the controller's state; start job ids from the clock so that a restarted
+# cluster never reuses a job id whose submitit folder (.submitit/<id>) already exists
+FirstJobId=$(( $(date +%s) % 50000000 + 1 ))
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid

@@ -1,0 +1,1 @@
+"""Collect, merge and report sweep results."""
