@@ -43,7 +43,7 @@ def metrics_files(sweep: Path) -> list[Path]:
 def submitted(sweep: Path) -> list[str]:
     """Job ids that submitit created folders for in this sweep dir."""
     folder = Path(sweep) / ".submitit"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if "%" not in p.name) if folder.exists() else []
 
 
 def wait_for_rows(sweep: Path, n: int, proc: subprocess.Popen, timeout: float = 600) -> Path:
@@ -88,3 +88,19 @@ def signal_local_job(launcher: subprocess.Popen, sig: int = signal.SIGUSR2) -> i
             os.kill(pid, sig)
             return pid
     raise AssertionError("no running submitit job process below the launcher")
+
+
+def sweep_table(stdout: str) -> list[dict[str, str]]:
+    """The rows of the end-of-sweep table the launcher prints (columns by header position)."""
+    lines = stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("#  job"))
+    header = lines[start]
+    names = ["#", "job", "state", "requeues", "config", "log / output"]
+    cols = [header.index(n) for n in names]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.strip() or not line[0].isdigit():
+            break
+        cells = [line[a:b].strip() for a, b in zip(cols, cols[1:] + [len(line)])]
+        rows.append(dict(zip(names, cells)))
+    return rows

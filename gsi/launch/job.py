@@ -47,6 +47,7 @@ class SweepJob:
             config.hydra.job.num = self.job_num
         if self.requeues:
             log.warning("requeued %d time(s): resuming in %s", self.requeues, self.run_dir)
+        _escalate_final_timeout()
         try:
             ret = run_job(
                 hydra_context=self.hydra_context,
@@ -55,8 +56,12 @@ class SweepJob:
                 job_dir_key="hydra.sweep.dir",
                 job_subdir_key="hydra.sweep.subdir",
             )
-        except SystemExit as exc:  # the pipeline exits 2 on a config error
-            raise RuntimeError(f"the job exited with code {exc.code}") from None
+        except _FinalTimeout as exc:
+            raise submitit.core.utils.UncompletedJobError(str(exc)) from None
+        except SystemExit as exc:
+            if exc.code != 2:  # e.g. submitit ending this attempt after requeueing it
+                raise
+            raise RuntimeError("the run stopped on a config error (exit code 2): see the line above") from None
         if ret.status == JobStatus.FAILED:
             raise ret._return_value
         out = Path(ret.hydra_cfg.hydra.runtime.output_dir)
@@ -71,6 +76,33 @@ class SweepJob:
 
         again = dataclasses.replace(self, requeues=self.requeues + 1)
         return submitit.helpers.DelayedSubmission(again, *args, **kwargs)
+
+
+class _FinalTimeout(BaseException):
+    """submitit's "timed-out too many times", raised past the decoding loop's per-problem
+    error isolation (which catches Exception) so that the job stops as timed out."""
+
+
+def _escalate_final_timeout() -> None:
+    """Wrap submitit's SIGUSR2 handler: its UncompletedJobError becomes a BaseException."""
+    import signal
+
+    from submitit.core.job_environment import JobEnvironment
+    from submitit.core.utils import UncompletedJobError
+
+    signum = JobEnvironment._usr_sig()
+    handler = signal.getsignal(signum)
+    if not callable(handler) or getattr(handler, "_gsi_wrapped", False):
+        return
+
+    def wrapped(sig, frame):
+        try:
+            handler(sig, frame)
+        except UncompletedJobError as exc:
+            raise _FinalTimeout(str(exc)) from None
+
+    wrapped._gsi_wrapped = True  # type: ignore[attr-defined]
+    signal.signal(signum, wrapped)
 
 
 def record_requeues(run_dir: Path, requeues: int, metrics: dict | None) -> dict | None:

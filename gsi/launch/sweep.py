@@ -157,9 +157,9 @@ def launch_sweep(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     todo = [j for j in planned if j.state == SUBMIT]
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    skipped = len(planned) - len(todo)
-    log.info("sweep of %d jobs in %s: %d to submit, %d finished earlier or duplicate",
-             len(planned), sweep_dir, len(todo), skipped)
+    finished = sum(j.state == FINISHED for j in planned)
+    log.info("sweep of %d jobs in %s: %d to submit, %d finished earlier, %d duplicate",
+             len(planned), sweep_dir, len(todo), finished, len(planned) - len(todo) - finished)
     if todo:
         executor = make_executor(launcher._EXECUTOR, launcher.params)
         state = Singleton.get_state()
