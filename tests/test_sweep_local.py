@@ -61,13 +61,15 @@ def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path):
 
 
 def test_time_out_requeues_and_resumes_bounded_by_max_num_timeout(tmp_path):
-    """SIGUSR2 is what the executor sends ``signal_delay_s`` before ``timeout_min``; with
+    """SIGUSR2 is what the executor sends ``signal_delay_s`` before ``timeout_min`` (submitit
+    counts it as a time-out when ``timeout_min`` <= 10); we send it once rows exist. With
     ``max_num_timeout=0`` the job is reported timed out with its results kept, and the
     relaunch (which allows requeues) resumes it and is requeued once more without losing or
     repeating a problem."""
     from gsi.data import ToyArithmetic
 
-    slow = (*LOCAL, "limit=40", "batch_size=1", "hydra.launcher.timeout_min=1", f"hydra.sweep.dir={tmp_path}")
+    slow = (*LOCAL, "limit=40", "batch_size=1", "hydra.launcher.timeout_min=5",
+            "hydra.launcher.signal_delay_s=30", f"hydra.sweep.dir={tmp_path}")
     proc = start_run_py(*slow, "hydra.launcher.max_num_timeout=0")
     run_dir = _wait_rows(tmp_path, 2, proc)
     signal_local_job(proc)
