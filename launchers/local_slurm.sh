@@ -220,7 +220,7 @@ status() {
     for f in munge/munged mysql/mariadb slurmdbd slurmctld slurmd; do
         if pid_alive "$STATE/$f.pid"; then echo "${f#*/}: running ($(cat "$STATE/$f.pid"))"; else echo "${f#*/}: stopped"; fi
     done
-    node_idle && timeout 5 sinfo -N -l 2>/dev/null || echo "sinfo: no idle node"
+    if node_idle; then timeout 5 sinfo -N 2>/dev/null; else echo "sinfo: no usable node"; return 1; fi
 }
 
 case "${1:-}" in
