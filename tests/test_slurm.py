@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -51,10 +52,16 @@ def cluster() -> None:
     pytest.skip(reason)
 
 
-def _sacct_states(job_ids: list[str]) -> list[str]:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", ",".join(job_ids)],
-                         capture_output=True, text=True, timeout=30, check=True)
-    return out.stdout.split()
+def _sacct_states(job_ids: list[str], wait_s: float = 60) -> list[str]:
+    """Final SLURM states of the jobs (a job's result file is written just before it exits)."""
+    end = time.monotonic() + wait_s
+    while True:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=30, check=True)
+        states = out.stdout.split()
+        if not set(states) & {"PENDING", "RUNNING", "COMPLETING", "REQUEUED"} or time.monotonic() > end:
+            return states
+        time.sleep(0.5)
 
 
 def test_three_job_sweep_gives_three_runs_and_a_relaunch_submits_nothing(tmp_path):
