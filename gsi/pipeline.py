@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from gsi.config import ConfigError, validate
 from gsi.data import select
 from gsi.grading import get_grader
+from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
 from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text
 from gsi.tracking import build_tracker
@@ -82,6 +83,10 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     wanted = {p.id for p in problems}
     todo = [p for p in problems if p.id not in store.finished]
     method = settings.method
+    done = None if todo else finished_metrics(out)
+    if done is not None and done["num_problems"] == len(problems):  # finished earlier: keep its metrics
+        print(format_summary(done, f"gsi run: method={method.name} (finished earlier) -> {out}"))
+        return done
     log.info(
         "method=%s beta=%s threshold=%s: %d problems (%d already done) -> %s",
         method.name, settings.params.beta, settings.params.threshold,

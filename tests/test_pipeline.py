@@ -69,9 +69,11 @@ def test_interrupted_run_resumes_without_duplicates(compose, tmp_path):
     assert len(rows) == 10 and {r["problem_id"] for r in rows} == set(reference)
     assert {r["problem_id"]: r for r in rows} == reference
     assert metrics["new_problems"] == 6 and metrics["num_problems"] == 10
-    # a third run finds nothing to do and loads no model
+    # a third run finds the run finished: it loads no model and keeps the stored metrics
+    stored = (cut / "metrics.json").read_text()
     again = run(compose("method=rsd", "limit=10", "batch_size=4"), cut)
-    assert again["new_problems"] == 0 and len(read_rows(cut / "results.jsonl")) == 10
+    assert again == json.loads(stored) and (cut / "metrics.json").read_text() == stored
+    assert len(read_rows(cut / "results.jsonl")) == 10
 
 
 def _run_py(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
