@@ -110,14 +110,18 @@ def run_name(cfg: DictConfig, with_shard: bool = True) -> str:
 
 
 def sweep_group(cfg: DictConfig) -> str | None:
-    """One W&B group per Hydra sweep (its directory's name); the shards of one
-    configuration run outside a sweep share the configuration's name."""
+    """The W&B group of a multirun job: ``sweep:`` and the keys the command line sets
+    (``sweep:beta,method``), so relaunching a sweep — which resumes into the same run
+    directories — also lands in the same group; ``tracking.group=NAME`` names it
+    explicitly. The shards of one configuration run outside a sweep share its name."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            return Path(HydraConfig.get().sweep.dir).name
+            keys = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+            keys = {k for k in keys if not k.startswith(("hydra", "tracking"))}
+            return "sweep:" + ",".join(sorted(keys))
     except Exception:  # noqa: BLE001 - no Hydra context is fine
         pass
     return run_name(cfg, with_shard=False) if int(cfg.shard.count) > 1 else None
