@@ -154,10 +154,10 @@ def merge_shards(runs: list[RunDir]) -> Configuration:
     its own ``metrics.json``; several shards get metrics recomputed from the union
     (timings summed: total compute, not elapsed time).
 
-    Interim: issue 5 (SLURM sharding) adds ``analysis/merge.py``; this should use it.
+    Unlike ``analysis.merge`` (which refuses), this tolerates missing shards so the
+    report can list them.
     """
-    from gsi.decoding import CallStats
-    from gsi.metrics import compute_metrics
+    from gsi.metrics import combine_metrics
 
     rows: dict[str, dict] = {}
     for run in sorted(runs, key=lambda r: str(r.path)):
@@ -171,16 +171,7 @@ def merge_shards(runs: list[RunDir]) -> Configuration:
     if len(runs) == 1:
         metrics = dict(runs[0].metrics or {})
     else:
-        first = runs[0].metrics or {}
-        total = lambda key: sum(float((r.metrics or {}).get(key) or 0.0) for r in runs)  # noqa: E731
-        stats = CallStats(
-            time_small_s=total("time_small_s"),
-            time_big_s=total("time_big_s"),
-            time_reward_s=total("time_reward_s"),
-            steps=int(total("decoding_steps")),
-        )
-        metrics = compute_metrics(merged, stats, total("wall_time_s"), int(total("new_problems")))
-        metrics.update({k: first.get(k) for k in ("method", "beta", "threshold")})
+        metrics = combine_metrics(merged, [r.metrics or {} for r in runs])
     metrics["num_shards"] = len(present)
     return Configuration(params, list(runs), merged, metrics, missing)
 

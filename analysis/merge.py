@@ -22,10 +22,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from analysis.collect import flatten
 from gsi.launch.identity import config_hash, finished_metrics, run_id
 from gsi.outputs import atomic_write_json, atomic_write_text, read_results
 
-TIMING_SUMS = ("wall_time_s", "time_small_s", "time_big_s", "time_reward_s")
 
 
 class MergeError(ValueError):
@@ -67,22 +67,12 @@ def find_shards(paths: list[Path]) -> list[Shard]:
 def _differing_key(a: DictConfig, b: DictConfig) -> str:
     from gsi.launch.identity import result_config
 
-    flat_a = _flatten(result_config(a))
-    flat_b = _flatten(result_config(b))
+    flat_a = flatten(result_config(a))
+    flat_b = flatten(result_config(b))
     for key in sorted(set(flat_a) | set(flat_b)):
         if key != "shard.index" and flat_a.get(key) != flat_b.get(key):
             return f"{key} ({flat_a.get(key)!r} vs {flat_b.get(key)!r})"
     return "?"
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def check_group(shards: list[Shard]) -> None:
@@ -106,8 +96,7 @@ def merge_group(shards: list[Shard], out: Path | None = None) -> tuple[Path, dic
     from hydra.utils import instantiate
 
     from gsi.data import select, shard_of
-    from gsi.decoding import CallStats
-    from gsi.metrics import compute_metrics
+    from gsi.metrics import combine_metrics
 
     check_group(shards)
     shards = sorted(shards, key=lambda s: s.index)
@@ -139,14 +128,7 @@ def merge_group(shards: list[Shard], out: Path | None = None) -> tuple[Path, dic
         raise MergeError(f"{shards[0].path.name}: {what}")
 
     ordered = [rows[pid] for pid in expected]
-    stats = CallStats(**{k: sum(m.get(k) or 0.0 for m in metrics_in) for k in TIMING_SUMS if k != "wall_time_s"})
-    stats.steps = sum(int(m.get("decoding_steps") or 0) for m in metrics_in)
-    wall = sum(float(m.get("wall_time_s") or 0.0) for m in metrics_in)
-    metrics = compute_metrics(ordered, stats, wall, sum(int(m.get("new_problems") or 0) for m in metrics_in))
-    for key in ("method", "beta", "threshold"):
-        if key in metrics_in[0]:
-            metrics[key] = metrics_in[0][key]
-    metrics["requeues"] = sum(int(m.get("requeues") or 0) for m in metrics_in)
+    metrics = combine_metrics(ordered, metrics_in)
     metrics["merged_shards"] = [str(s.path) for s in shards]
 
     out = Path(out) if out is not None else shards[0].path.parent / run_id(cfg)

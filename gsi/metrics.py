@@ -87,3 +87,25 @@ def format_summary(metrics: dict, title: str) -> str:
             text = "n/a" if value is None else str(value)
         lines.append(f"{key:<20} {text:>12}")
     return "\n".join(lines)
+
+
+def combine_metrics(rows: Iterable[dict[str, Any]], parts: list[dict]) -> dict:
+    """Metrics of several runs of one configuration taken together (its shards, or its
+    requeued attempts): quality metrics from the united ``rows``; times, problem counts
+    and requeues summed over the parts' ``metrics.json`` (total compute, not elapsed)."""
+
+    def total(key: str) -> float:
+        return sum(float(m.get(key) or 0.0) for m in parts)
+
+    stats = CallStats(
+        time_small_s=total("time_small_s"),
+        time_big_s=total("time_big_s"),
+        time_reward_s=total("time_reward_s"),
+        steps=int(total("decoding_steps")),
+    )
+    metrics = compute_metrics(rows, stats, total("wall_time_s"), int(total("new_problems")))
+    for key in ("method", "beta", "threshold"):
+        if parts and key in parts[0]:
+            metrics[key] = parts[0][key]
+    metrics["requeues"] = int(total("requeues"))
+    return metrics

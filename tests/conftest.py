@@ -49,3 +49,20 @@ def toy_table(p_correct: float):
         return {step: p_correct, wrong: 1.0 - p_correct} if p_correct < 1 else {step: 1.0}
 
     return table
+
+
+def assert_same_results(a, b, where="results") -> None:
+    """Equal, except that floats computed from model log-probs (GSI's tilted score, the
+    importance diagnostics) may differ in the 7th digit with batch composition."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-5), where
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_results(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_results(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where

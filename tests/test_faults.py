@@ -9,10 +9,9 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from gsi.pipeline import run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_same_results
 
 ARGS = ["method=gsi", "limit=24", "batch_size=2", "progress=false", "tracking=none"]
 
@@ -22,23 +21,6 @@ def rows_without_timing(path):
     for r in rows:
         r.pop("latency_s")
     return {r["problem_id"]: r for r in rows}, len(rows)
-
-
-def assert_same_results(a, b, where="results") -> None:
-    """Equal, except that floats computed from model log-probs (GSI's tilted score, the
-    importance diagnostics) may differ in the 7th digit with batch composition."""
-    if isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-5, abs=1e-5), where
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same_results(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_results(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
 
 
 def test_kill_9_mid_run_then_rerun_loses_and_duplicates_nothing(compose, tmp_path):
