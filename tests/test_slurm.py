@@ -132,7 +132,9 @@ def test_job_signalled_at_its_time_limit_is_requeued_and_loses_nothing(tmp_path)
 
 
 def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path):
-    proc = run_py(*SLURM, "method=gsi,soft_bon_small", "model.big.path=/nonexistent/big",
+    not_a_model = tmp_path / "not_a_model"  # exists (passes validation), fails to load
+    not_a_model.mkdir()
+    proc = run_py(*SLURM, "method=gsi,soft_bon_small", f"model.big.path={not_a_model}",
                   f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 1
     assert "1 of 2 jobs did not finish" in proc.stderr

@@ -47,8 +47,10 @@ def test_config_errors_stop_the_sweep_before_anything_is_submitted(tmp_path):
 
 
 def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path):
-    # gsi needs the big model, whose path is wrong; soft_bon_small never loads it
-    proc = run_py(*LOCAL, "method=gsi,soft_bon_small", "model.big.path=/nonexistent/big",
+    # gsi needs the big model, whose directory holds no model; soft_bon_small never loads it
+    not_a_model = tmp_path / "not_a_model"  # exists (passes validation), fails to load
+    not_a_model.mkdir()
+    proc = run_py(*LOCAL, "method=gsi,soft_bon_small", f"model.big.path={not_a_model}",
                   f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 1
     assert "1 of 2 jobs did not finish" in proc.stderr
