@@ -283,11 +283,10 @@ class HFBackend:
         if sum(counts) == 0:
             return [np.zeros(0) for _ in prompts]
         keep = [i for i, c in enumerate(counts) if c]
-        longest_step = max(len(self._encode_step(step)) for group in steps for step in group)
-        prompt_ids = self._encode_prompts([prompts[i] for i in keep], longest_step)
         conts = [self._encode_step(step) for i in keep for step in steps[i]]
-        rows = torch.repeat_interleave(torch.arange(len(keep)), torch.tensor([counts[i] for i in keep]))
         width = max(len(c) for c in conts)
+        prompt_ids = self._encode_prompts([prompts[i] for i in keep], width)
+        rows = torch.repeat_interleave(torch.arange(len(keep)), torch.tensor([counts[i] for i in keep]))
         cont = torch.full((len(conts), width), self.pad_id, dtype=torch.long)
         cont_mask = torch.zeros((len(conts), width), dtype=torch.long)
         for r, c in enumerate(conts):
