@@ -104,3 +104,22 @@ def sweep_table(stdout: str) -> list[dict[str, str]]:
         cells = [line[a:b].strip() for a, b in zip(cols, cols[1:] + [len(line)])]
         rows.append(dict(zip(names, cells)))
     return rows
+
+
+def check_one_failing_job(launcher: tuple[str, ...], sweep: Path) -> list[dict[str, str]]:
+    """Sweep gsi and soft_bon_small with a big model that fails to load: gsi needs it,
+    soft_bon_small never loads it. Check the failure is reported with its log and the
+    other job's results stay; return the sweep table for launcher-specific checks."""
+    not_a_model = sweep / "not_a_model"  # exists (passes validation), fails to load
+    not_a_model.mkdir(parents=True)
+    proc = run_py(*launcher, "method=gsi,soft_bon_small", f"model.big.path={not_a_model}",
+                  f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 1
+    assert "1 of 2 jobs did not finish" in proc.stderr
+    [ok] = metrics_files(sweep)
+    assert json.loads(ok.read_text())["method"] == "soft_bon_small"
+    table = sweep_table(proc.stdout)
+    assert [(r["state"], "method=gsi" in r["config"].split()) for r in table] == [("failed", True), ("done", False)]
+    log_path = table[0]["log / output"]
+    assert log_path.endswith("_log.err") and "could not build model.big" in open(log_path).read()
+    return table

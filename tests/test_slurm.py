@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from tests.sweep_utils import (TOY, metrics_files, read_rows, run_py, start_run_py, submitted, sweep_table,
+from tests.sweep_utils import (TOY, check_one_failing_job, metrics_files, read_rows, run_py, start_run_py, submitted, sweep_table,
                                wait_for_rows)
 
 pytestmark = pytest.mark.slurm
@@ -132,15 +132,5 @@ def test_job_signalled_at_its_time_limit_is_requeued_and_loses_nothing(tmp_path)
 
 
 def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path):
-    not_a_model = tmp_path / "not_a_model"  # exists (passes validation), fails to load
-    not_a_model.mkdir()
-    proc = run_py(*SLURM, "method=gsi,soft_bon_small", f"model.big.path={not_a_model}",
-                  f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 1
-    assert "1 of 2 jobs did not finish" in proc.stderr
-    [ok] = metrics_files(tmp_path)
-    assert json.loads(ok.read_text())["method"] == "soft_bon_small"
-    table = sweep_table(proc.stdout)
-    assert [(r["state"], "method=gsi" in r["config"].split()) for r in table] == [("failed", True), ("done", False)]
-    assert "could not build model.big" in open(table[0]["log / output"]).read()
+    table = check_one_failing_job(SLURM, tmp_path)
     assert _sacct_states([r["job"] for r in table]) == ["FAILED", "COMPLETED"]

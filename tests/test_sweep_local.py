@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from tests.sweep_utils import (TOY, metrics_files, read_rows, run_py, signal_local_job, start_run_py, submitted,
-                               sweep_table)
+from tests.sweep_utils import (TOY, check_one_failing_job, metrics_files, read_rows, run_py, signal_local_job,
+                               start_run_py, submitted, sweep_table)
 
 pytest.importorskip("submitit", reason="the `slurm` extra (submitit, hydra-submitit-launcher) is not installed")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher is not installed")
@@ -47,19 +47,7 @@ def test_config_errors_stop_the_sweep_before_anything_is_submitted(tmp_path):
 
 
 def test_a_failing_job_is_reported_and_the_others_keep_their_results(tmp_path):
-    # gsi needs the big model, whose directory holds no model; soft_bon_small never loads it
-    not_a_model = tmp_path / "not_a_model"  # exists (passes validation), fails to load
-    not_a_model.mkdir()
-    proc = run_py(*LOCAL, "method=gsi,soft_bon_small", f"model.big.path={not_a_model}",
-                  f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 1
-    assert "1 of 2 jobs did not finish" in proc.stderr
-    [ok] = metrics_files(tmp_path)
-    assert json.loads(ok.read_text())["method"] == "soft_bon_small"
-    table = sweep_table(proc.stdout)
-    assert [(r["state"], "method=gsi" in r["config"].split()) for r in table] == [("failed", True), ("done", False)]
-    log_path = table[0]["log / output"]
-    assert log_path.endswith("_log.err") and "could not build model.big" in open(log_path).read()
+    check_one_failing_job(LOCAL, tmp_path)
 
 
 def test_time_out_requeues_and_resumes_bounded_by_max_num_timeout(tmp_path):
