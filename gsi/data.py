@@ -36,7 +36,7 @@ class ToyArithmetic:
                 id=f"{self.name}-{self.seed}-{i:05d}",
                 prompt=p.prompt,
                 answer=str(p.answer),
-                question=p.expr,
+                question=p.prompt,  # what the reward model reads
             )
             for i, p in enumerate(problems)
         ]

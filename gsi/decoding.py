@@ -201,7 +201,7 @@ class Decoder:
         return self.stats.timed(role, model.sample, [st.prefix for st in batch], n, seeds, self.s.sampling)
 
     def _rewards(self, batch: Sequence[_State], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        questions = [st.problem.prompt for st in batch]
+        questions = [st.problem.question or st.problem.prompt for st in batch]
         previous = [st.texts for st in batch]
         return self.stats.timed("reward", self.reward.score, questions, previous, candidates)
 

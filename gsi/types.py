@@ -12,7 +12,12 @@ Source = Literal["small", "big"]
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem: ``prompt`` is the full text the models continue."""
+    """One problem.
+
+    ``prompt`` is the full text the language models continue (chat template and system
+    prompt applied); ``question`` is the problem statement the process reward reads
+    (empty: the reward reads ``prompt``).
+    """
 
     id: str
     prompt: str

@@ -11,7 +11,7 @@ import numpy as np
 class ProcessReward(Protocol):
     """``score`` returns, per problem, one reward in [0, 1] per candidate step.
 
-    ``questions[i]`` is problem i's prompt text, ``previous[i]`` the steps chosen so far
+    ``questions[i]`` is problem i's statement (``Problem.question``), ``previous[i]`` the steps chosen so far
     and ``candidates[i]`` the new steps to judge; a candidate is scored as the last step
     of ``previous[i] + [candidate]``. NaN means "no score" (treated as -inf downstream).
     One call covers the whole batch so an engine can batch it.
