@@ -1,14 +1,16 @@
 """Benchmark the decoding loop on the toy world, all cases in one process and one run.
 
-    python -m analysis.benchmark [--quick] [--out DIR] [--problems N]
+    python -m analysis.benchmark [--quick] [--out DIR] [--problems N] [--backends vllm,...]
 
 Part 1 (batching): ``method=gsi`` at batch sizes 1 (the reference code's per-problem
 shape), 8, 32 and 64: problems per second, latency, time inside small-model, big-model
 and reward calls, overhead fraction and peak memory. Part 2 (the paper's latency claim):
 ``gsi`` against ``soft_bon_big`` and ``soft_bon_small`` at equal n and batch 64, with the
 acceptance rate. Every installed backend gets its own rows (transformers always; vLLM
-when importable and its toy-model config exists). Ratios are computed inside one run, so
-they are comparable even on a shared, noisy machine.
+when importable and its toy-model config exists). Part 3 (engines): one decoding step's
+model calls, 32 problems x 16 candidates sampled by the small model and scored by the big
+one, per backend. Ratios are computed inside one run, so they are comparable even on a
+shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -121,6 +123,28 @@ def backends() -> dict[str, list[str]]:
     return found
 
 
+def step_timing(backend: str, components: dict, repeats: int) -> dict:
+    """Fastest of ``repeats`` single decoding steps: 32 toy problems x 16 candidates
+    sampled by the small model, then scored by the big model."""
+    from gsi.toy.task import generate_problems
+    from gsi.types import SamplingParams
+
+    small, big, _ = components[backend]
+    prompts = [p.prompt for p in generate_problems(32, 99, True, 2, 3)]
+    params = SamplingParams(0.7, 1.0, 16)
+    best = {"backend": backend, "problems": 32, "n": 16, "sample_s": float("inf"), "score_s": float("inf")}
+    for rep in range(repeats):
+        start = time.perf_counter()
+        steps = small.sample(prompts, 16, list(range(32)), params)
+        mid = time.perf_counter()
+        big.score(prompts, steps, params)
+        end = time.perf_counter()
+        best["sample_s"] = min(best["sample_s"], mid - start)
+        best["score_s"] = min(best["score_s"], end - mid)
+    best["step_s"] = best["sample_s"] + best["score_s"]
+    return best
+
+
 def plan(quick: bool, problems: int) -> list[tuple[str, list[str]]]:
     batches = [1, 64] if quick else [1, 8, 32, 64]
     n = 4
@@ -179,12 +203,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--repeats", type=int, default=None,
         help="runs of each case, interleaved; the fastest is kept (default 3, quick 2)",
     )
+    parser.add_argument(
+        "--backends", default=None,
+        help="comma-separated subset of the installed backends (default: all of them)",
+    )
     args = parser.parse_args(argv)
+    installed = backends()
+    chosen = list(installed) if args.backends is None else args.backends.split(",")
+    unknown = [b for b in chosen if b not in installed]
+    if unknown:
+        parser.error(f"--backends {','.join(unknown)}: not installed; choose from {','.join(installed)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     problems = args.problems or 64
     repeats = args.repeats or (2 if args.quick else 3)
     records: list[dict] = []
-    for backend, extra in backends().items():
+    steps: list[dict] = []
+    for backend in chosen:
+        extra = installed[backend]
         components: dict = {}
         cases = plan(args.quick, problems)
         best: dict[int, dict] = {}
@@ -200,12 +235,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if k not in best or rec["wall_time_s"] < best[k]["wall_time_s"]:
                     best[k] = rec
         records += [best[k] for k in range(len(cases))]
+        steps.append(step_timing(backend, components, repeats))
     print(format_table(records))
     for line in ratios(records):
         print(line)
+    for st in steps:
+        print(f"{st['backend']}: one step, 32 problems x 16 candidates: sample {st['sample_s']:.3f} s "
+              f"+ score {st['score_s']:.3f} s = {st['step_s']:.3f} s")
+    if len(steps) > 1:
+        base = steps[0]
+        for st in steps[1:]:
+            print(f"{st['backend']} / {base['backend']} step time = {st['step_s'] / base['step_s']:.2f}")
     if args.out is not None:
         atomic_write_json(args.out / "benchmark.json", records)
-        print(f"wrote {args.out / 'benchmark.json'}")
+        atomic_write_json(args.out / "benchmark_step.json", steps)
+        print(f"wrote {args.out / 'benchmark.json'} and benchmark_step.json")
     return records
 
 

@@ -42,11 +42,46 @@ class BackendConfig:
 
 
 @dataclass
+class VLLMBackendConfig:
+    """A language model on an in-process vLLM engine (``gsi.backends.vllm_backend``).
+
+    Two engines share one GPU through ``gpu_memory_utilization`` fractions, or sit on
+    different GPUs of the node through ``visible_devices`` (e.g. "1"). ``score_topk``:
+    null scores exactly over the whole vocabulary; K keeps the top K tokens (large
+    vocabularies at temperature != 1). ``engine_kwargs`` go to ``vllm.LLM`` unchanged.
+    """
+
+    _target_: str = "gsi.backends.vllm_backend.VLLMBackend"
+    path: str = MISSING
+    name: str = ""
+    dtype: str = "auto"
+    seed: int = 0
+    gpu_memory_utilization: float = 0.9
+    max_model_len: Optional[int] = None
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    per_problem_seeds: bool = True
+    score_topk: Optional[int] = None
+    visible_devices: Optional[str] = None
+    env: dict[str, Any] = field(default_factory=dict)
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ModelPairConfig:
-    """The small (proposal) model and the big (base) model."""
+    """The small (proposal) model and the big (base) model, on transformers."""
 
     small: BackendConfig = field(default_factory=BackendConfig)
     big: Optional[BackendConfig] = None
+
+
+@dataclass
+class VLLMModelPairConfig:
+    """The small and big models, each on its own vLLM engine."""
+
+    small: VLLMBackendConfig = field(default_factory=VLLMBackendConfig)
+    big: Optional[VLLMBackendConfig] = None
 
 
 @dataclass
@@ -144,6 +179,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="gsi_schema", node=Config)
     cs.store(group="model", name="model_schema", node=ModelPairConfig)
+    cs.store(group="model", name="vllm_model_schema", node=VLLMModelPairConfig)
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
     cs.store(group="reward", name="toy_verifier_schema", node=ToyVerifierConfig)
     cs.store(group="dataset", name="toy_dataset_schema", node=ToyDatasetConfig)

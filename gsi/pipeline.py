@@ -51,11 +51,54 @@ def load_problems(cfg: DictConfig) -> list:
     return select(dataset.load(), cfg.limit, int(cfg.shard.index), int(cfg.shard.count))
 
 
+# Models loaded by earlier runs of this process, by their resolved config: a sweep run
+# in one process (Hydra's basic launcher: `python run.py -m method=gsi,rsd`) loads each
+# model once. A run keeps what it needs and frees the rest before loading anything new.
+_LOADED: dict[str, object] = {}
+_RETIRED: list[object] = []  # unused, but freeing them would break other engines (releasable=False)
+
+
+def _cached(node: DictConfig, what: str, keep: set[str]):
+    key = OmegaConf.to_yaml(node, resolve=True)
+    keep.add(key)
+    if key not in _LOADED:
+        _release(keep)
+        _LOADED[key] = _instantiate(node, what)
+    return _LOADED[key]
+
+
+def _release(keep: set[str]) -> None:
+    stale = [k for k in _LOADED if k not in keep]
+    for k in stale:
+        model = _LOADED.pop(k)
+        if not getattr(model, "releasable", True):
+            _RETIRED.append(model)
+    if stale:
+        import gc
+
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def build_components(cfg: DictConfig, need_small: bool, need_big: bool) -> tuple:
-    """(small, big, reward), loading only the models asked for (None for the others)."""
-    small = _instantiate(cfg.model.small, "model.small") if need_small else None
-    big = _instantiate(cfg.model.big, "model.big") if need_big else None
-    return small, big, _instantiate(cfg.reward, "the reward")
+    """(small, big, reward), loading only the models asked for (None for the others);
+    models already loaded by an earlier run of this process are reused."""
+    keep: set[str] = set()
+    for role, needed in (("small", need_small), ("big", need_big)):
+        if needed:  # reserve what this run reuses before anything is freed
+            key = OmegaConf.to_yaml(cfg.model[role], resolve=True)
+            if key in _LOADED:
+                keep.add(key)
+    reward_key = OmegaConf.to_yaml(cfg.reward, resolve=True)
+    if reward_key in _LOADED:
+        keep.add(reward_key)
+    small = _cached(cfg.model.small, "model.small", keep) if need_small else None
+    big = _cached(cfg.model.big, "model.big", keep) if need_big else None
+    reward = _cached(cfg.reward, "the reward", keep)
+    _release(keep)
+    return small, big, reward
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:

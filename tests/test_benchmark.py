@@ -8,7 +8,7 @@ from analysis.benchmark import RECORD_KEYS, main
 
 
 def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
-    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path)])
+    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path), "--backends", "transformers"])
     records = json.loads((tmp_path / "benchmark.json").read_text())
     assert [(r["part"], r["method"], r["batch_size"]) for r in records] == [
         ("batching", "gsi", 1),
@@ -25,3 +25,6 @@ def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
     assert records[3]["acceptance_rate"] == 0.0 and records[4]["acceptance_rate"] == 1.0
     out = capsys.readouterr().out
     assert "batch 64 vs 1 problems/s" in out and "gsi / soft_bon_big" in out
+    (step,) = json.loads((tmp_path / "benchmark_step.json").read_text())
+    assert step["backend"] == "transformers" and 0 < step["sample_s"] < step["step_s"]
+    assert "one step, 32 problems x 16 candidates" in out

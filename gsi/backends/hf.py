@@ -12,32 +12,13 @@ from typing import Sequence
 import numpy as np
 
 from gsi.backends.base import ContextOverflow
+from gsi.backends.law import sampling_logprobs  # noqa: F401 - re-exported
 from gsi.backends.prefix_cache import PrefixCache
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
 
 STEP_SEPARATOR = "\n\n"
-
-
-def sampling_logprobs(logits, temperature: float, top_p: float):
-    """Log-probabilities of the law actually sampled from: tempered, then top-p truncated.
-
-    Top-p keeps the smallest set of most likely tokens whose mass reaches ``top_p``
-    (always at least the top token) and renormalises over it.
-    """
-    import torch
-
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    if top_p >= 1.0:
-        return logp
-    sorted_lp, order = logp.sort(dim=-1, descending=True)
-    probs = sorted_lp.exp()
-    mass_before = probs.cumsum(dim=-1) - probs
-    drop_sorted = mass_before >= top_p
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    logp = logp.masked_fill(drop, float("-inf"))
-    return logp - logp.logsumexp(dim=-1, keepdim=True)
 
 
 def _resolve_device(device: str) -> str:
@@ -80,9 +61,13 @@ class HFBackend:
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
         self.eos_id = self.tokenizer.eos_token_id
-        sep_ids = self.tokenizer.encode(step_separator, add_special_tokens=False)
-        # A separator that is one token is a stop id; otherwise stop on decoded text.
-        self.stop_id = sep_ids[0] if len(sep_ids) == 1 else None
+        # A step ends when its text contains the separator, as vLLM's stop strings do:
+        # tokens whose text contains it stop at once (Qwen has ".\n\n" as one token);
+        # where a token can end in a part of it ("\n" then "\n"), the text is checked.
+        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+        self.stop_ids = [i for i, t in enumerate(pieces) if step_separator in t]
+        heads = tuple(step_separator[:k] for k in range(1, len(step_separator)))
+        self.partial_ids = {i for i, t in enumerate(pieces) if t.endswith(heads) and i not in self.stop_ids}
         self.step_separator = step_separator
         self.prefix_cache = PrefixCache(prefix_cache)
 
@@ -193,7 +178,7 @@ class HFBackend:
         logprob = np.zeros(rows)
         length = np.zeros(rows, dtype=np.int64)
         finish = ["length"] * rows
-        stop_ids = torch.tensor([i for i in (self.eos_id, self.stop_id) if i is not None])
+        stop_ids = torch.tensor([self.eos_id, *self.stop_ids])
         with torch.inference_mode():
             last, cache, mask = self._prefill(self._encode_prompts(prompts, steps))
             width = mask.shape[1]
@@ -220,7 +205,7 @@ class HFBackend:
                 for r in torch.nonzero(stopped).flatten().tolist():
                     finish[int(cur[r])] = "eos" if int(next_cpu[r]) == self.eos_id else "stop"
                 alive &= ~stopped
-                if self.stop_id is None:
+                if self.partial_ids and t > 0:
                     self._stop_on_text(tokens, length, cur, alive, finish)
                 if not bool(alive.any()) or t == steps - 1:
                     break
@@ -244,13 +229,14 @@ class HFBackend:
         return self._collect(tokens, length, logprob, finish, len(prompts), n)
 
     def _stop_on_text(self, tokens, length, cur, alive, finish) -> None:
-        """Stop rows whose decoded text contains a multi-token separator."""
+        """Stop rows whose last two tokens spell the separator across their boundary."""
         for k in torch_nonzero(alive):
             r = int(cur[k])
-            text = self.tokenizer.decode(tokens[r, : int(length[r])].tolist())
-            if self.step_separator in text:
-                alive[k] = False
-                finish[r] = "stop"
+            end = int(length[r])
+            if int(tokens[r, end - 2]) in self.partial_ids:
+                if self.step_separator in self.tokenizer.decode(tokens[r, :end].tolist()):
+                    alive[k] = False
+                    finish[r] = "stop"
 
     def _collect(self, tokens, length, logprob, finish, num_prompts, n) -> list[list[StepSample]]:
         out: list[list[StepSample]] = []

