@@ -152,7 +152,9 @@ class HubDataset:
             raise ConfigError(f"dataset.answer_format={answer_format!r} is not allowed: choose one of "
                               f"{', '.join(ANSWER_FORMATS)}")
         if on_bad_bytes not in ("error", "replace"):
-            raise ConfigError(f"dataset.on_bad_bytes={on_bad_bytes!r} is not allowed: choose error or replace")
+            raise ConfigError(
+                f"dataset.on_bad_bytes={on_bad_bytes!r} is not allowed: choose error or replace"
+            )
         self.name = name
         self.path = path
         self.split = split
@@ -213,8 +215,10 @@ class HubDataset:
             unanswered += not answer
             pid = f"{self.name}-{i:05d}" if f.id is None else str(row[f.id])
             if pid in seen:
-                raise ConfigError(f"{self.source}: id {pid!r} appears twice in column dataset.fields.id={f.id!r}: "
-                                  "ids must be unique (set dataset.fields.id=null to number the rows)")
+                raise ConfigError(
+                    f"{self.source}: id {pid!r} appears twice in column dataset.fields.id={f.id!r}: "
+                    "ids must be unique (set dataset.fields.id=null to number the rows)"
+                )
             seen.add(pid)
             problems.append(Problem(id=pid, prompt=text, answer=answer, question=text))
         if unanswered:

@@ -17,7 +17,9 @@ def equivalent(gold: str, pred: str) -> bool:
 
     parsed_gold = parse("\\boxed{" + gold + "}", parsing_timeout=None)
     parsed_pred = parse("\\boxed{" + pred + "}", parsing_timeout=None)
-    return bool(parsed_gold) and bool(parsed_pred) and bool(verify(parsed_gold, parsed_pred, timeout_seconds=None))
+    if not parsed_gold or not parsed_pred:
+        return False
+    return bool(verify(parsed_gold, parsed_pred, timeout_seconds=None))
 
 
 def main() -> None:
