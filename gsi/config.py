@@ -113,6 +113,34 @@ class ToyDatasetConfig:
 
 
 @dataclass
+class FieldsConfig:
+    """Columns of the data set; ``id: null`` numbers the rows (``<name>-00042``)."""
+
+    problem: str = "problem"
+    answer: str = "answer"
+    id: Optional[str] = None
+    choices: Optional[str] = None  # a list column of options (multiple choice)
+
+
+@dataclass
+class HubDatasetConfig:
+    """A benchmark loaded through ``datasets.load_dataset`` (:class:`gsi.datasets.HubDataset`)."""
+
+    _target_: str = "gsi.datasets.HubDataset"
+    name: str = MISSING
+    path: str = MISSING  # hub id, e.g. HuggingFaceH4/MATH-500
+    subset: Optional[str] = None  # config name on the hub, e.g. "main"
+    split: str = "test"
+    revision: Optional[str] = None
+    local_path: Optional[str] = None  # a file or folder shaped like the hub data
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
+    answer_format: str = "plain"  # see gsi.datasets.ANSWER_FORMATS
+    grader: str = "math_verify"
+    on_bad_bytes: str = "error"  # error | replace
+    cache_dir: Optional[str] = None  # datasets' cache; null: its default (HF_DATASETS_CACHE)
+
+
+@dataclass
 class MethodConfig:
     name: str = MISSING
 
@@ -183,6 +211,7 @@ def register_configs() -> None:
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
     cs.store(group="reward", name="toy_verifier_schema", node=ToyVerifierConfig)
     cs.store(group="dataset", name="toy_dataset_schema", node=ToyDatasetConfig)
+    cs.store(group="dataset", name="hub_dataset_schema", node=HubDatasetConfig)
     cs.store(group="method", name="method_schema", node=MethodConfig)
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
 

@@ -20,7 +20,6 @@ import numpy as np
 
 from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
-from gsi.grading import extract_boxed
 from gsi.methods import FALLBACK, Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
@@ -307,11 +306,11 @@ class Decoder:
         return None
 
     def _result(self, state: _State, stop_reason: str, error: str | None = None) -> ProblemResult:
-        answer = extract_boxed("".join(state.texts))
+        grade = self.grader("".join(state.texts), state.problem)
         steps = state.steps
         return ProblemResult(
             problem_id=state.problem.id,
-            correct=bool(self.grader(answer, state.problem.answer)),
+            correct=bool(grade.correct),
             final_reward=steps[-1].reward if steps else float("nan"),
             steps=len(steps),
             accepted_steps=sum(1 for st in steps if st.source == "small" and st.accepted),
@@ -319,7 +318,7 @@ class Decoder:
             tokens_small=state.tokens["small"],
             tokens_big=state.tokens["big"],
             stop_reason=stop_reason,
-            answer=answer,
+            answer=grade.answer,
             reference=state.problem.answer,
             steps_detail=[asdict(st) for st in steps],
             error=error,

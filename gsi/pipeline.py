@@ -22,6 +22,7 @@ from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
 from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text
 from gsi.tracking import build_tracker
+from gsi.types import Problem, ProblemResult
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,10 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
                 bar.update(1)
 
             try:
-                stats = decoder.run(todo, on_result, tracker.step)
+                for problem in todo:
+                    if not problem.answer.strip():
+                        on_result(_no_reference(problem))
+                stats = decoder.run([p for p in todo if p.answer.strip()], on_result, tracker.step)
             except BaseException:
                 tracker.abort()
                 raise
@@ -173,6 +177,15 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     tracker.finish(metrics, rows)
     print(format_summary(metrics, f"gsi run: method={method.name} -> {out}"))
     return metrics
+
+
+def _no_reference(problem: Problem) -> ProblemResult:
+    """A problem the data set gives no reference answer for: recorded as an error, not decoded."""
+    return ProblemResult(
+        problem_id=problem.id, correct=False, final_reward=float("nan"), steps=0, accepted_steps=0,
+        latency_s=0.0, tokens_small=0, tokens_big=0, stop_reason="error", answer=None, reference="",
+        error="no reference answer in the data set",
+    )
 
 
 def _progress(total: int, enabled: bool, desc: str):

@@ -9,7 +9,7 @@ from gsi.backends.table import TableLM
 from gsi.config import validate
 from gsi.data import ToyArithmetic
 from gsi.decoding import Decoder
-from gsi.grading import exact_number
+from gsi.grading import get_grader
 from gsi.rewards.toy import ToyVerifier
 from tests.conftest import toy_table
 
@@ -51,7 +51,7 @@ def decode(compose, method, problems=PROBLEMS, reward=None, p_small=0.6, p_big=0
     small = Recording(toy_table(p_small), "small")
     big = Recording(toy_table(p_big), "big")
     results = []
-    decoder = Decoder(settings, small, big, reward or ToyVerifier(), exact_number)
+    decoder = Decoder(settings, small, big, reward or ToyVerifier(), get_grader("exact_number"))
     stats = decoder.run(problems, results.append)
     return results, stats, small, big
 
@@ -159,7 +159,7 @@ def test_prompt_over_the_context_window_stops_that_problem_only(compose):
     big = HFBackend(toy_model_path("big"), device="cpu")
     long = Problem("too-long", PROBLEMS[0].prompt.replace("Compute", "Compute " + "x" * 300), "0")
     results = []
-    Decoder(validate(cfg), small, big, ToyVerifier(), exact_number).run([long, *PROBLEMS[:3]], results.append)
+    Decoder(validate(cfg), small, big, ToyVerifier(), get_grader("exact_number")).run([long, *PROBLEMS[:3]], results.append)
     by_id = {r.problem_id: r for r in results}
     assert by_id["too-long"].stop_reason == "context_length" and "context window of 256" in by_id["too-long"].error
     assert all(by_id[p.id].stop_reason == "answer" for p in PROBLEMS[:3])

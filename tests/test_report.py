@@ -121,7 +121,7 @@ def test_step_summaries_add_up_to_the_results(compose):
     from gsi.config import validate
     from gsi.data import ToyArithmetic
     from gsi.decoding import Decoder
-    from gsi.grading import exact_number
+    from gsi.grading import get_grader
     from gsi.rewards.toy import ToyVerifier
     from tests.conftest import toy_table
 
@@ -129,7 +129,7 @@ def test_step_summaries_add_up_to_the_results(compose):
     settings = validate(compose("method=gsi", "batch_size=4", "threshold=0.6", "n_small=1"))
     results, steps = [], []
     decoder = Decoder(
-        settings, TableLM(toy_table(0.6), "s"), TableLM(toy_table(0.95), "b"), ToyVerifier(), exact_number
+        settings, TableLM(toy_table(0.6), "s"), TableLM(toy_table(0.95), "b"), ToyVerifier(), get_grader("exact_number")
     )
     stats = decoder.run(problems, results.append, steps.append)
     assert [s.step for s in steps] == list(range(stats.steps))
