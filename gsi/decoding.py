@@ -20,6 +20,7 @@ import numpy as np
 
 from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
+from gsi.grading import Grader
 from gsi.methods import FALLBACK, Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
@@ -144,7 +145,7 @@ class Decoder:
         small: LanguageModel | None,
         big: LanguageModel | None,
         reward: ProcessReward,
-        grader: Callable[[str | None, str], bool],
+        grader: Grader,
     ) -> None:
         self.s = settings
         self.models = {"small": small, "big": big}
