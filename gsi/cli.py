@@ -1,0 +1,67 @@
+"""Command-line checks made before Hydra composes anything.
+
+Hydra answers an unknown group option (``method=gsii``) with a multi-line report; a user
+sweeping dozens of jobs wants one line that names the key, the value and the choices,
+and an exit code that says "configuration error" (2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ("model", "reward", "dataset", "method", "tracking", "experiment", "hydra/launcher")
+
+
+def group_options(group: str, conf: Path = CONF) -> list[str]:
+    """The options of a config group: its YAML files (schemas live in the ConfigStore)."""
+    return sorted(p.stem for p in (conf / group).glob("*.yaml"))
+
+
+def _split_choices(value: str) -> list[str]:
+    """``gsi,rsd`` (a sweep) or ``choice(gsi,rsd)`` -> the option names."""
+    value = value.strip()
+    for fn in ("choice(", "glob("):
+        if value.startswith(fn) and value.endswith(")"):
+            if fn == "glob(":
+                return []  # patterns are Hydra's business
+            value = value[len(fn):-1]
+    return [v.strip().strip("'\"") for v in value.split(",") if v.strip()]
+
+
+def _top_level_keys() -> list[str]:
+    from dataclasses import fields
+
+    from gsi.config import Config
+
+    return [f.name for f in fields(Config)]
+
+
+def unknown_group_option(argv: Sequence[str], conf: Path = CONF) -> str | None:
+    """The one-line error for the first override naming a group option or a top-level
+    setting that does not exist, or None. Keys with a dot (``model.small.path=...``) are
+    left to the schemas."""
+    import difflib
+
+    for arg in argv:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        key, value = arg.split("=", 1)
+        plain = key.lstrip("+~")
+        if key == plain and "." not in key and "/" not in key and key not in GROUPS:
+            known = _top_level_keys()
+            if key not in known:
+                close = difflib.get_close_matches(key, known + list(GROUPS), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                return f"{key}={value} is not a setting: {hint}(settings: {', '.join(known)})"
+        key = plain
+        if key not in GROUPS:
+            continue
+        options = group_options(key, conf)
+        if not options:
+            continue
+        for choice in _split_choices(value):
+            if choice not in options:
+                return f"{key}={choice!r} is not an option: choose one of {', '.join(options)} (conf/{key}/)"
+    return None
