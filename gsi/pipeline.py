@@ -70,7 +70,11 @@ def _cached(node: DictConfig, what: str, keep: set[str]):
     if key not in _LOADED:
         _release(keep)
         _LOADED[key] = _instantiate(node, what)
-    return _LOADED[key]
+    model = _LOADED[key]
+    cache = getattr(model, "prefix_cache", None)
+    if cache is not None:  # same seed, same numbers: no KV computed in another run's batches
+        cache.clear()
+    return model
 
 
 def _release(keep: set[str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from analysis.exactness import RECORD_KEYS, Plan, measure, sweep, write_outputs
 from gsi.config import RunSettings
 from gsi.decoding import CallStats, Decoder
+from gsi.grading import Grade
 from gsi.exact import distributions as dist
 from gsi.exact import montecarlo
 from gsi.exact.world import misses_best, random_world
@@ -222,7 +223,7 @@ def test_loop_records_diagnostics_that_measure_the_model_gap():
     for name in ("gsi", "soft_bon_small"):
         rows: list[dict] = []
         settings = RunSettings(METHODS[name], params, SP, 8, 8, 1, 64, 0)
-        decoder = Decoder(settings, world.small_lm(), world.big_lm(), world.reward(), lambda a, b: False)
+        decoder = Decoder(settings, world.small_lm(), world.big_lm(), world.reward(), lambda text, problem: Grade(None, False))
         decoder.run(
             [Problem(f"p{i}", world.prompt, "") for i in range(400)], lambda r: rows.append(r.to_json())
         )

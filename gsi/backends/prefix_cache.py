@@ -23,6 +23,11 @@ class PrefixCache:
         self.misses = 0
         self.reused_tokens = 0
 
+    def clear(self) -> None:
+        """Forget every entry (a new run starts from the same state as a fresh model)."""
+        self._entries.clear()
+        self._lengths.clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 

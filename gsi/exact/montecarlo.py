@@ -13,6 +13,7 @@ import numpy as np
 
 from gsi.config import RunSettings
 from gsi.decoding import Decoder
+from gsi.grading import Grade
 from gsi.exact.distributions import tv
 from gsi.exact.world import World
 from gsi.methods import Method, MethodParams
@@ -61,7 +62,7 @@ def decode(
     )
     small = world.small_lm() if method.proposer == "small" else None
     big = world.big_lm() if method.uses_big else None
-    decoder = Decoder(settings, small, big, world.reward(), lambda answer, reference: False)
+    decoder = Decoder(settings, small, big, world.reward(), lambda text, problem: Grade(None, False))
     leaf_index = {leaf: i for i, leaf in enumerate(world.leaves)}
     counts = np.zeros(len(world.leaves) + 1)
     totals = {"steps": 0, "accepted": 0}
