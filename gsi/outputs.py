@@ -92,5 +92,8 @@ class ResultStore:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # a full disk: what did not reach the file is a torn line,
+                pass  # which the next run drops (see _repair_tail) and recomputes
             self._file = None

@@ -8,6 +8,7 @@ Problems already in ``results.jsonl`` are skipped, so a re-run resumes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -118,6 +119,16 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     except ConfigError as exc:
         print(f"gsi: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OutputFull as exc:
+        print(f"gsi: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(3) from None
+
+
+class OutputFull(OSError):
+    """The results file stopped accepting writes mid-run (disk full, quota, file size)."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
@@ -169,6 +180,16 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
                     if not problem.answer.strip():
                         on_result(_no_reference(problem))
                 stats = decoder.run([p for p in todo if p.answer.strip()], on_result, tracker.step)
+            except OSError as exc:
+                tracker.abort()
+                if exc.errno not in _FULL:
+                    raise
+                saved = len(store.finished)
+                raise OutputFull(
+                    exc.errno,
+                    f"cannot write {store.path} ({exc.strerror}): the {saved} problems finished before are "
+                    "saved; free space and run the same command again to resume",
+                ) from None
             except BaseException:
                 tracker.abort()
                 raise

@@ -64,3 +64,43 @@ def test_unwritable_output_directory_fails_fast_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_full_disk_mid_run_stops_with_one_line_and_a_rerun_resumes(compose, tmp_path):
+    """The kernel refuses to let results.jsonl grow past 6 KB (RLIMIT_FSIZE, which fails
+    writes with EFBIG as a full disk fails them with ENOSPC): the run stops with one line
+    and exit code 3, keeps what it wrote, and the same command later completes it."""
+    import resource
+
+    ref_dir, full = tmp_path / "ref", tmp_path / "full"
+    run(compose(*ARGS), ref_dir)
+    reference, _ = rows_without_timing(ref_dir / "results.jsonl")
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6_000, 6_000))
+
+    cmd = [sys.executable, str(ROOT / "run.py"), *ARGS, f"hydra.run.dir={full}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, preexec_fn=limit_file_size,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 3, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "File too large" in err[0] and "run the same command again to resume" in err[0]
+    partial, _ = rows_without_timing_tolerant(full / "results.jsonl")
+    assert 1 <= len(partial) < 24
+    assert not (full / "metrics.json").exists()
+
+    metrics = run(compose(*ARGS), full)
+    resumed, lines = rows_without_timing(full / "results.jsonl")
+    assert lines == 24 and metrics["num_problems"] == 24
+    assert_same_results(resumed, reference)
+
+
+def rows_without_timing_tolerant(path):
+    """Rows of a results file whose last line may be torn."""
+    from gsi.outputs import read_results
+
+    rows = list(read_results(path))
+    for r in rows:
+        r.pop("latency_s")
+    return {r["problem_id"]: r for r in rows}, len(rows)
