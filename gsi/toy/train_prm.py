@@ -40,8 +40,10 @@ class PRMSpec:
     layers: int = 2
     heads: int = 2  # head_dim 32, as vLLM requires
     intermediate: int = 128
-    steps: int = 500
-    lr: float = 3e-3
+    lm_steps: int = 600  # first: the backbone learns the task as a causal LM (head discarded)
+    lm_lr: float = 3e-3
+    steps: int = 2500  # then: the PRM (backbone + score head) learns right from wrong
+    lr: float = 2e-3
     batch: int = 64
     warmup: int = 40
     sampled_problems: int = 512  # training problems the small model solves for wrong steps
@@ -187,6 +189,27 @@ def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_prob
     return ids, mask, target
 
 
+def lm_batch(rng, tok, size: int):
+    """Right solutions as PRM conversations, for the causal-LM warm-up (answer tokens labelled)."""
+    import torch
+
+    seqs, labels = [], []
+    for _ in range(size):
+        p = sample_problem(rng)
+        while is_heldout(p):
+            p = sample_problem(rng)
+        ids, lab = encode_example(tok, p, p.solution_steps(), tok.convert_tokens_to_ids(QWEN_STEP_TAG))
+        seqs.append(ids)
+        labels.append([t if y >= 0 else -100 for t, y in zip(ids, lab)])
+    width = max(len(s) for s in seqs)
+    ids = torch.full((size, width), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((size, width), dtype=torch.long)
+    target = torch.full((size, width), -100, dtype=torch.long)
+    for i, (s, lab) in enumerate(zip(seqs, labels)):
+        ids[i, : len(s)], mask[i, : len(s)], target[i, : len(s)] = torch.tensor(s), 1, torch.tensor(lab)
+    return ids, mask, target
+
+
 # ------------------------------------------------------------------ evaluation
 def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
     """P(a random right step outscores a random wrong one), ties counted half."""
@@ -242,6 +265,48 @@ def build_model(spec: PRMSpec, vocab_size: int, tok, seed: int):
     return Qwen2ForProcessRewardModel(config)
 
 
+def _optimizer(model, lr: float, warmup: int, steps: int):
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        frac = (step - warmup) / max(1, steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
+def warm_up_backbone(model, spec: PRMSpec, tok, rng) -> float | None:
+    """Train the backbone as a causal LM on right solutions (as real PRMs start from an
+    LM), then hand its weights to the PRM; the LM head is discarded."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    if spec.lm_steps == 0:
+        return None
+    lm = Qwen2ForCausalLM(model.config)
+    lm.model.load_state_dict(model.model.state_dict())
+    opt, sched = _optimizer(lm, spec.lm_lr, spec.warmup, spec.lm_steps)
+    lm.train()
+    loss_ema = None
+    for step in range(spec.lm_steps):
+        ids, mask, labels = lm_batch(rng, tok, spec.batch)
+        loss = lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
+        if step % 100 == 0 or step == spec.lm_steps - 1:
+            log.info("backbone LM step %d/%d loss %.4f", step + 1, spec.lm_steps, loss_ema)
+    model.model.load_state_dict(lm.model.state_dict())
+    return loss_ema
+
+
 def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = True) -> dict:
     """Train the PRM and save it, with its tokenizer, under ``out / "prm"``."""
     import torch
@@ -267,15 +332,8 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
     log.info("small model: %d wrong steps after a correct prefix on %d problems", len(found), len(pool_problems))
 
     model = build_model(spec, len(tok), tok, seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
-
-    def lr_at(step: int) -> float:
-        if step < spec.warmup:
-            return (step + 1) / spec.warmup
-        frac = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    lm_loss = warm_up_backbone(model, spec, tok, rng)
+    opt, sched = _optimizer(model, spec.lr, spec.warmup, spec.steps)
     model.train()
     loss_ema = None
     for step in range(spec.steps):
@@ -303,6 +361,7 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tok),
         "small_model_wrong_steps": len(found),
+        "backbone_lm_loss_ema": round(lm_loss or 0.0, 5),
         "final_loss_ema": round(loss_ema or 0.0, 5),
         "train_seconds": round(seconds, 1),
         "torch_threads": THREADS,
