@@ -42,8 +42,8 @@ class PRMSpec:
     intermediate: int = 128
     lm_steps: int = 600  # first: the backbone learns the task as a causal LM (head discarded)
     lm_lr: float = 3e-3
-    steps: int = 2500  # then: the PRM (backbone + score head) learns right from wrong
-    lr: float = 2e-3
+    steps: int = 1000  # then: the PRM (backbone + score head) learns right from wrong
+    lr: float = 1e-3
     batch: int = 64
     warmup: int = 40
     sampled_problems: int = 512  # training problems the small model solves for wrong steps
