@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from gsi.methods import METHODS, Method, MethodParams, get_method
+from gsi.rewards.prm_format import AGGREGATIONS, QWEN_MATH_SYSTEM, QWEN_STEP_TAG
 from gsi.types import SamplingParams
 
 ASSETS = Path(__file__).resolve().parent / "toy" / "assets"
@@ -112,6 +113,70 @@ class ToyVerifierConfig(RewardConfig):
     _target_: str = "gsi.rewards.toy.ToyVerifier"
     name: str = "toy_verifier"
     noise: float = 0.0
+
+
+@dataclass
+class QwenPRMConfig(RewardConfig):
+    """A Qwen2.5-Math-PRM-style model through transformers (``gsi.rewards.prm.HFQwenPRM``).
+
+    ``aggregation``: how the steps' probabilities make the candidate's reward: ``last``
+    (the newest step's), ``min`` or ``product``. ``max_length``: longer inputs score NaN.
+    """
+
+    _target_: str = "gsi.rewards.prm.HFQwenPRM"
+    name: str = "prm"
+    path: str = MISSING
+    aggregation: str = "last"
+    system_prompt: str = QWEN_MATH_SYSTEM
+    step_tag: str = QWEN_STEP_TAG
+    dtype: str = "float32"
+    device: str = "auto"
+    batch_size: int = 64
+    max_length: Optional[int] = None
+    num_threads: Optional[int] = None
+
+
+@dataclass
+class VLLMQwenPRMConfig(RewardConfig):
+    """The same PRM through vLLM's pooling runner (``gsi.rewards.prm.VLLMQwenPRM``)."""
+
+    _target_: str = "gsi.rewards.prm.VLLMQwenPRM"
+    name: str = "prm"
+    path: str = MISSING
+    aggregation: str = "last"
+    system_prompt: str = QWEN_MATH_SYSTEM
+    step_tag: str = QWEN_STEP_TAG
+    dtype: str = "auto"
+    gpu_memory_utilization: float = 0.9
+    max_model_len: Optional[int] = None
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    seed: int = 0
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepTagLMPRMConfig(RewardConfig):
+    """A causal LM judged at step tags by P(positive token) vs P(negative token)
+    (``gsi.rewards.step_tag_lm.StepTagLMPRM``): Math-Shepherd, RLHFlow, ... formats."""
+
+    _target_: str = "gsi.rewards.step_tag_lm.StepTagLMPRM"
+    name: str = "prm"
+    path: str = MISSING
+    format: str = "step_tag"
+    step_tag: str = " ки"
+    positive: str = "+"
+    negative: str = "-"
+    step_prefix: str = ""
+    step_sep: str = "\n"
+    question_sep: str = " "
+    chat_template: Optional[str] = None
+    aggregation: str = "last"
+    dtype: str = "float32"
+    device: str = "auto"
+    batch_size: int = 64
+    max_length: Optional[int] = None
+    num_threads: Optional[int] = None
 
 
 @dataclass
@@ -225,6 +290,9 @@ def register_configs() -> None:
     cs.store(group="model", name="vllm_model_schema", node=VLLMModelPairConfig)
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
     cs.store(group="reward", name="toy_verifier_schema", node=ToyVerifierConfig)
+    cs.store(group="reward", name="qwen_prm_schema", node=QwenPRMConfig)
+    cs.store(group="reward", name="vllm_qwen_prm_schema", node=VLLMQwenPRMConfig)
+    cs.store(group="reward", name="step_tag_lm_prm_schema", node=StepTagLMPRMConfig)
     cs.store(group="dataset", name="toy_dataset_schema", node=ToyDatasetConfig)
     cs.store(group="dataset", name="hub_dataset_schema", node=HubDatasetConfig)
     cs.store(group="method", name="method_schema", node=MethodConfig)
@@ -284,6 +352,14 @@ def validate(cfg: DictConfig) -> RunSettings:
         cfg.shard.index,
         f"an integer in [0, shard.count={cfg.shard.count})",
     )
+    aggregation = cfg.reward.get("aggregation", "last")
+    _check(aggregation in AGGREGATIONS, "reward.aggregation", aggregation, f"one of {', '.join(AGGREGATIONS)}")
+    reward_path = str(cfg.reward.get("path", "") or "")
+    if reward_path.startswith(("/", "./", "../", "~")) and not Path(reward_path).expanduser().exists():
+        raise ConfigError(
+            f"reward.path={reward_path!r} does not exist: point it at a reward model directory "
+            "(the toy PRM is rebuilt by `python -m gsi.toy.train_prm`)"
+        )
     tracking_mode = cfg.tracking.get("mode", "auto") if cfg.get("tracking") is not None else "auto"
     allowed_modes = f"one of {', '.join(TRACKING_MODES)}"
     _check(tracking_mode in TRACKING_MODES, "tracking.mode", tracking_mode, allowed_modes)

@@ -1,0 +1,71 @@
+"""What every process reward model shares: the Qwen-PRM conversation, aggregation, batching.
+
+A PRM judges a whole partial solution ``previous + [candidate]`` and yields one
+probability per step; :func:`aggregate` turns those into the candidate's reward
+(``last`` = the newest step's, as the paper uses; ``min`` or ``product`` over all steps).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+QWEN_STEP_TAG = "<extra_0>"
+AGGREGATIONS = ("last", "min", "product")
+
+
+def check_aggregation(aggregation: str) -> str:
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(
+            f"reward.aggregation={aggregation!r} is not allowed: choose one of {', '.join(AGGREGATIONS)}"
+        )
+    return aggregation
+
+
+def aggregate(step_probs: np.ndarray, aggregation: str) -> float:
+    """The reward of a partial solution from its per-step probabilities (NaN if none)."""
+    p = np.asarray(step_probs, dtype=np.float64)
+    if p.size == 0 or not np.all(np.isfinite(p)):
+        return float("nan")
+    if aggregation == "last":
+        return float(p[-1])
+    if aggregation == "min":
+        return float(p.min())
+    if aggregation == "product":
+        return float(np.exp(np.log(np.clip(p, 1e-300, 1.0)).sum()))
+    raise ValueError(check_aggregation(aggregation))
+
+
+def qwen_prm_messages(
+    question: str, steps: Sequence[str], system: str = QWEN_MATH_SYSTEM, step_tag: str = QWEN_STEP_TAG
+) -> list[dict[str, str]]:
+    """The conversation Qwen2.5-Math-PRM reads: each step stripped and followed by the tag."""
+    answer = "".join(step.strip() + step_tag for step in steps)
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": question.strip()},
+        {"role": "assistant", "content": answer},
+    ]
+
+
+def render_qwen_prm(tokenizer, question: str, steps: Sequence[str], system: str = QWEN_MATH_SYSTEM) -> str:
+    """The conversation as text, through the tokenizer's own chat template."""
+    return tokenizer.apply_chat_template(
+        qwen_prm_messages(question, steps, system), tokenize=False, add_generation_prompt=False
+    )
+
+
+def solutions(previous: Sequence[Sequence[str]], candidates: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Every partial solution to judge, problem by problem: ``previous[i] + [c]``."""
+    return [list(prev) + [c] for prev, cands in zip(previous, candidates) for c in cands]
+
+
+def split_by_problem(values: Sequence[float], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """Undo :func:`solutions`' flattening: one array of rewards per problem."""
+    out, start = [], 0
+    for cands in candidates:
+        out.append(np.asarray(values[start : start + len(cands)], dtype=np.float64))
+        start += len(cands)
+    return out

@@ -1,0 +1,172 @@
+"""PRMs that are causal LMs judged by P(positive token) vs P(negative token) at each step.
+
+Two formats cover the common open PRMs (one config each in ``conf/reward/``):
+
+- ``step_tag`` (Math-Shepherd style): ``question + question_sep`` then each step as
+  ``step_prefix + step.strip() + step_tag``, joined by ``step_sep``; a step is judged by
+  the next-token logits right after its tag (Math-Shepherd: tag ``" ки"``, ``+``/``-``).
+- ``chat`` (RLHFlow style): a conversation whose user turns are the question with the
+  first step, then one step each, and whose assistant turns are the positive token; a
+  step is judged by the logits that predict its assistant turn's content.
+
+A step's probability is ``softmax(logit[positive], logit[negative])[0]``; the candidate's
+reward aggregates them (``last``, ``min``, ``product``). Judge points are located by
+character offsets, so a ``+`` inside a step (``3+5=8``) is never mistaken for a label.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from gsi.rewards.prm import _check_model_dir
+from gsi.rewards.prm_format import aggregate, check_aggregation, solutions, split_by_problem
+
+FORMATS = ("step_tag", "chat")
+
+
+class StepTagLMPRM:
+    """A causal LM used as a PRM; see the module docstring for the formats."""
+
+    def __init__(
+        self,
+        path: str,
+        name: str = "",
+        format: str = "step_tag",
+        step_tag: str = " ки",
+        positive: str = "+",
+        negative: str = "-",
+        step_prefix: str = "",
+        step_sep: str = "\n",
+        question_sep: str = " ",
+        chat_template: str | None = None,
+        aggregation: str = "last",
+        dtype: str = "float32",
+        device: str = "auto",
+        batch_size: int = 64,
+        max_length: int | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from gsi.backends.hf import _resolve_device
+
+        if format not in FORMATS:
+            raise ValueError(f"reward.format={format!r} is not allowed: choose one of {', '.join(FORMATS)}")
+        if batch_size < 1:
+            raise ValueError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
+        _check_model_dir(path)
+        hf_logging.disable_progress_bar()
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        self.name = name or path
+        self.format = format
+        self.aggregation = check_aggregation(aggregation)
+        self.step_tag, self.step_prefix, self.step_sep, self.question_sep = step_tag, step_prefix, step_sep, question_sep
+        self.positive = positive
+        self.batch_size, self.max_length = batch_size, max_length
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        if not self.tokenizer.is_fast:
+            raise ValueError(f"reward.path={path!r}: a fast tokenizer (character offsets) is needed")
+        if chat_template is not None:
+            self.tokenizer.chat_template = chat_template
+        if format == "chat" and self.tokenizer.chat_template is None:
+            raise ValueError(f"reward.format='chat' but the tokenizer of {path!r} has no chat template: "
+                             "set reward.chat_template")
+        self.label_ids = [self._single_token(positive, "positive"), self._single_token(negative, "negative")]
+        self.device = _resolve_device(device)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        self.model.to(self.device).eval()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def _single_token(self, text: str, key: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"reward.{key}={text!r} is {len(ids)} tokens for this tokenizer: it must be one token")
+        return ids[0]
+
+    # -------------------------------------------------------------- rendering
+    def render(self, question: str, steps: Sequence[str]) -> tuple[str, list[int]]:
+        """The text and, per step, the character offset where its judgement is read."""
+        if self.format == "chat":
+            return self._render_chat(question, steps)
+        text = question.strip() + self.question_sep
+        cuts = []
+        for k, step in enumerate(steps):
+            if k:
+                text += self.step_sep
+            text += self.step_prefix.format(k=k + 1) + step.strip() + self.step_tag
+            cuts.append(len(text))
+        return text, cuts
+
+    def _render_chat(self, question: str, steps: Sequence[str]) -> tuple[str, list[int]]:
+        messages: list[dict[str, str]] = []
+        cuts = []
+        for k, step in enumerate(steps):
+            content = question.strip() + self.question_sep + step.strip() if k == 0 else step.strip()
+            messages.append({"role": "user", "content": content})
+            head = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            cuts.append(len(head))
+            messages.append({"role": "assistant", "content": self.positive})
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False)
+        if any(not text.startswith(self.positive, c) for c in cuts):
+            raise ValueError("the chat template does not render prefixes of the conversation as prefixes; "
+                             "use format='step_tag' for this model")
+        return text, cuts
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]] | None:
+        """(token ids, index of the token whose logits judge each step) or None."""
+        text, cuts = self.render(question, steps)
+        enc = self.tokenizer(text, add_special_tokens=self.format != "chat", return_offsets_mapping=True)
+        ends = [end for start, end in enc["offset_mapping"]]
+        starts = [start if end > start else None for start, end in enc["offset_mapping"]]
+        points = []
+        for c in cuts:
+            # the token that ends exactly at the cut: its logits predict what follows
+            matches = [t for t, (s, e) in enumerate(zip(starts, ends)) if s is not None and e == c]
+            if not matches:
+                return None  # a token straddles the cut: this step cannot be judged
+            points.append(matches[-1])
+        ids = list(enc["input_ids"])
+        if self.max_length is not None and len(ids) > self.max_length:
+            return None
+        return ids, points
+
+    # -------------------------------------------------------------- scoring
+    def step_probabilities(self, encoded: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray]:
+        import torch
+
+        out: list[np.ndarray | None] = [None] * len(encoded)
+        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k][0]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encoded[k][0]) for k in chunk)
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, k in enumerate(chunk):
+                ids[row, : len(encoded[k][0])] = torch.tensor(encoded[k][0])
+                mask[row, : len(encoded[k][0])] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                pair = logits[..., self.label_ids].float().log_softmax(-1)[..., 0].exp().cpu().numpy()
+            for row, k in enumerate(chunk):
+                out[k] = pair[row, encoded[k][1]].astype(np.float64)
+        return out  # type: ignore[return-value]
+
+    def score(
+        self,
+        questions: Sequence[str],
+        previous: Sequence[Sequence[str]],
+        candidates: Sequence[Sequence[str]],
+    ) -> list[np.ndarray]:
+        owners = [i for i, cands in enumerate(candidates) for _ in cands]
+        encoded = [self.encode(questions[i], sol) for i, sol in zip(owners, solutions(previous, candidates))]
+        todo = [k for k, e in enumerate(encoded) if e is not None]
+        probs = self.step_probabilities([encoded[k] for k in todo]) if todo else []
+        values = np.full(len(encoded), np.nan)
+        for k, p in zip(todo, probs):
+            values[k] = aggregate(p, self.aggregation)
+        return split_by_problem(values, candidates)

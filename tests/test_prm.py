@@ -1,0 +1,247 @@
+"""Process reward models: the Qwen-PRM interface on transformers and vLLM, aggregation,
+the step-tag LM family, and the toy PRM trained by ``python -m gsi.toy.train_prm``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gsi.config import ASSETS
+from gsi.rewards.prm_format import QWEN_STEP_TAG, aggregate, qwen_prm_messages, render_qwen_prm
+from gsi.toy.task import generate_problems, parse_prompt
+
+PRM = ASSETS / "prm"
+Q = "Compute 7-5*9+3 from left to right.\n\n"
+STEPS = ["7-5=2\n\n", "2*9=18\n\n"]
+
+
+@pytest.fixture(scope="module")
+def hf_prm():
+    from gsi.rewards.prm import HFQwenPRM
+
+    return HFQwenPRM(str(PRM), name="toy_prm", num_threads=1)
+
+
+def batch_inputs():
+    """Several problems, prefixes of every length, right and wrong candidates."""
+    from gsi.toy.train_prm import wrong_steps
+
+    questions, previous, candidates = [], [], []
+    for k, p in enumerate(generate_problems(6, seed=3, heldout=True)):
+        ref = p.solution_steps()
+        i = k % len(ref)
+        questions.append(p.prompt)
+        previous.append(ref[:i])
+        candidates.append([ref[i], *wrong_steps(p, i)[:4]])
+    return questions, previous, candidates
+
+
+# ------------------------------------------------------------------ format and aggregation
+def test_aggregation_modes():
+    p = np.array([0.9, 0.2, 0.6])
+    assert aggregate(p, "last") == 0.6
+    assert aggregate(p, "min") == 0.2
+    assert aggregate(p, "product") == pytest.approx(0.9 * 0.2 * 0.6)
+    assert np.isnan(aggregate(np.array([]), "last")) and np.isnan(aggregate(np.array([0.5, np.nan]), "min"))
+    with pytest.raises(ValueError, match="reward.aggregation='mean' is not allowed"):
+        aggregate(p, "mean")
+
+
+def test_chat_rendering_puts_one_tag_after_each_stripped_step():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(PRM)
+    text = render_qwen_prm(tok, Q, STEPS)
+    assert text == (
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>user\nCompute 7-5*9+3 from left to right.<|im_end|>\n"
+        "<|im_start|>assistant\n7-5=2<extra_0>2*9=18<extra_0><|im_end|>\n"
+    )
+    ids = tok.encode(text, add_special_tokens=False)
+    tag = tok.convert_tokens_to_ids(QWEN_STEP_TAG)
+    where = [i for i, t in enumerate(ids) if t == tag]
+    assert len(where) == 2
+    assert tok.decode(ids[where[0] - 5 : where[0]]) == "7-5=2" and tok.decode(ids[where[1] + 1 :]) == "<|im_end|>\n"
+    assert qwen_prm_messages(Q, [])[2]["content"] == ""
+
+
+def test_toy_prm_assets_are_a_small_qwen2_prm():
+    cfg = json.loads((PRM / "config.json").read_text())
+    assert cfg["model_type"] == "qwen2" and cfg["architectures"] == ["Qwen2ForProcessRewardModel"]
+    assert cfg["hidden_size"] // cfg["num_attention_heads"] >= 32
+    assert {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "train_meta.json"} <= {
+        f.name for f in PRM.iterdir()}
+    assert sum(f.stat().st_size for f in PRM.iterdir()) < 2**20
+    from safetensors import safe_open
+
+    with safe_open(PRM / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    assert {"score.0.weight", "score.0.bias", "score.2.weight", "score.2.bias"} <= keys
+    assert all(k.startswith(("model.", "score.")) for k in keys)
+
+
+# ------------------------------------------------------------------ transformers
+def test_hf_prm_batches_like_single_calls_and_aggregates(hf_prm):
+    questions, previous, candidates = batch_inputs()
+    batched = hf_prm.score(questions, previous, candidates)
+    assert [len(r) for r in batched] == [len(c) for c in candidates]
+    for q, prev, cands, got in zip(questions, previous, candidates, batched):
+        alone = np.concatenate([hf_prm.score([q], [prev], [[c]])[0] for c in cands])
+        np.testing.assert_allclose(got, alone, atol=1e-5)
+        assert np.all((got >= 0) & (got <= 1))
+    # min / product read every step of previous + [candidate]
+    q, prev, cand = questions[-1], previous[-1], candidates[-1][0]
+    steps = hf_prm.step_probabilities([hf_prm.encode(q, prev + [cand])])[0]
+    assert len(steps) == len(prev) + 1 and steps[-1] == pytest.approx(batched[-1][0], abs=1e-6)
+    for mode, want in (("min", steps.min()), ("product", steps.prod())):
+        hf_prm.aggregation = mode
+        try:
+            assert hf_prm.score([q], [prev], [[cand]])[0][0] == pytest.approx(want, rel=1e-6)
+        finally:
+            hf_prm.aggregation = "last"
+
+
+def test_a_step_containing_the_tag_scores_nan(hf_prm):
+    r = hf_prm.score([Q], [[]], [["7-5=2\n\n", f"7-5{QWEN_STEP_TAG}=2"]])[0]
+    assert np.isfinite(r[0]) and np.isnan(r[1])
+
+
+def test_trained_prm_ranks_right_steps_above_wrong_ones_on_heldout_problems(hf_prm):
+    from gsi.toy.train_prm import heldout_auc
+
+    result = heldout_auc(hf_prm, count=100, seed=99)
+    print("held-out", result)
+    assert result["auc"] >= 0.6 and result["mean_right"] > result["mean_wrong"] + 0.1
+
+
+def test_toy_prm_end_to_end(compose, tmp_path):
+    from gsi.pipeline import run
+
+    metrics = run(compose("reward=toy_prm", "method=gsi", "limit=8", "n_small=3", "n_big=2", "batch_size=4"), tmp_path)
+    assert metrics["num_problems"] == 8 and metrics["num_errors"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    rewards = [d["reward"] for r in rows for d in r["steps_detail"]]
+    assert rewards and all(0 <= x <= 1 for x in rewards if x is not None)
+
+
+def test_config_errors_name_the_key(compose):
+    from gsi.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="reward.aggregation='mean' is not allowed"):
+        validate(compose("reward=toy_prm", "reward.aggregation=mean"))
+    with pytest.raises(ConfigError, match="reward.path='/nowhere/prm' does not exist"):
+        validate(compose("reward=toy_prm", "reward.path=/nowhere/prm"))
+    with pytest.raises(Exception, match="batch_sizes"):
+        compose("reward=toy_prm", "reward.batch_sizes=3")
+    for name in ("qwen_prm", "qwen_prm_hf", "toy_prm_vllm", "math_shepherd", "rlhflow_prm"):
+        validate(compose(f"reward={name}"))  # composes against its schema
+
+
+# ------------------------------------------------------------------ step-tag LM family
+def _toy_judge(**kw):
+    from gsi.rewards.step_tag_lm import StepTagLMPRM
+
+    base = dict(path=str(ASSETS / "small"), step_tag="\n\n", step_sep="", question_sep="\n\n",
+                positive="\\boxed{", negative="9", num_threads=1)
+    return StepTagLMPRM(**{**base, **kw})
+
+
+def _pair_prob(model, tok, text: str) -> float:
+    """Independent reference: P(positive) vs P(negative) as the next token after ``text``."""
+    import torch
+
+    ids = torch.tensor([tok.encode(text)])
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0, -1]
+    pos, neg = tok.convert_tokens_to_ids("\\boxed{"), tok.convert_tokens_to_ids("9")
+    return float(torch.softmax(logits[[pos, neg]], -1)[0])
+
+
+def test_step_tag_family_judges_after_each_tag():
+    judge = _toy_judge(aggregation="min")
+    text, cuts = judge.render(Q, STEPS)
+    assert text == Q + "".join(STEPS) and cuts == [len(Q) + 7, len(text)]
+    got = judge.step_probabilities([judge.encode(Q, STEPS)])[0]
+    want = [_pair_prob(judge.model, judge.tokenizer, text[:c]) for c in cuts]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert judge.score([Q], [STEPS[:1]], [[STEPS[1]]])[0][0] == pytest.approx(min(want), abs=1e-5)
+    # after the last operation step the toy LM expects the answer: \boxed{ beats "9"
+    p = parse_prompt(Q)
+    assert _toy_judge().score([Q], [p.solution_steps()[:2]], [[p.solution_steps()[2]]])[0][0] > 0.9
+
+
+def test_step_tag_family_chat_format_reads_where_each_assistant_turn_starts():
+    template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n\n{% endfor %}" \
+               "{% if add_generation_prompt %}assistant: {% endif %}"
+    judge = _toy_judge(format="chat", chat_template=template, positive="+", negative="-", question_sep=" ")
+    text, cuts = judge.render(Q, STEPS)
+    assert text == ("user: Compute 7-5*9+3 from left to right. 7-5=2\n\nassistant: +\n\n"
+                    "user: 2*9=18\n\nassistant: +\n\n")
+    assert [text[c] for c in cuts] == ["+", "+"]  # never the "+" inside a step
+    ids, points = judge.encode(Q, STEPS)
+    assert [judge.tokenizer.decode(ids[t]) for t in points] == [" ", " "]
+    assert np.all(np.isfinite(judge.score([Q], [[]], [STEPS])[0]))
+
+
+def test_step_tag_family_rejects_multi_token_labels():
+    with pytest.raises(ValueError, match="reward.positive='ab' is 2 tokens"):
+        _toy_judge(positive="ab")
+
+
+# ------------------------------------------------------------------ vLLM
+def _vllm_env():
+    os.environ.update(VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CPU_KVCACHE_SPACE="1",
+                      VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1")
+
+
+@pytest.mark.vllm
+def test_vllm_and_transformers_tokenize_the_toy_prm_identically():
+    pytest.importorskip("vllm")
+    _vllm_env()
+    from transformers import AutoTokenizer
+    from vllm.tokenizers import get_tokenizer
+
+    hf, vt = AutoTokenizer.from_pretrained(PRM), get_tokenizer(str(PRM))
+    for question, prev, cands in zip(*batch_inputs()):
+        text = render_qwen_prm(hf, question, prev + cands[:1])
+        assert hf.encode(text, add_special_tokens=False) == vt.encode(text, add_special_tokens=False)
+        assert vt.apply_chat_template(qwen_prm_messages(question, prev), tokenize=False) == \
+            hf.apply_chat_template(qwen_prm_messages(question, prev), tokenize=False)
+
+
+@pytest.mark.vllm
+def test_vllm_pooling_prm_agrees_with_transformers(compose, hf_prm):
+    pytest.importorskip("vllm")
+    _vllm_env()
+    from hydra.utils import instantiate
+
+    vllm_prm = instantiate(compose("reward=toy_prm_vllm").reward)
+    questions, previous, candidates = batch_inputs()
+    a, b = vllm_prm.score(questions, previous, candidates), hf_prm.score(questions, previous, candidates)
+    worst = max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+    print("vllm vs transformers max abs diff", worst)
+    assert worst < 1e-4
+    sols = [prev + [c] for prev, cands in zip(previous, candidates) for c in cands]
+    owners = [i for i, cands in enumerate(candidates) for _ in cands]
+    encoded = [hf_prm.encode(questions[i], s) for i, s in zip(owners, sols)]
+    per_step = zip(vllm_prm.step_probabilities(encoded), hf_prm.step_probabilities(encoded))
+    assert all(x.shape == y.shape and np.abs(x - y).max() < 1e-4 for x, y in per_step)
+
+
+# ------------------------------------------------------------------ reproducibility
+@pytest.mark.slow
+def test_training_script_reproduces_the_committed_prm(tmp_path):
+    from safetensors.torch import load_file
+
+    from gsi.toy.train_prm import train
+
+    train(tmp_path, seed=0, evaluate=False)
+    for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "prm" / name).read_bytes() == (PRM / name).read_bytes(), name
+    fresh, committed = load_file(tmp_path / "prm" / "model.safetensors"), load_file(PRM / "model.safetensors")
+    assert fresh.keys() == committed.keys()
+    worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
+    assert worst == 0.0, f"retrained PRM differs from the committed weights by up to {worst}"
