@@ -152,6 +152,8 @@ class VLLMQwenPRMConfig(RewardConfig):
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
     seed: int = 0
+    visible_devices: Optional[str] = None  # the GPUs this engine's process sees, e.g. "2"
+    env: dict[str, Any] = field(default_factory=dict)  # set while the engine starts
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
 
 

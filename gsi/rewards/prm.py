@@ -172,6 +172,8 @@ class VLLMQwenPRM(_QwenPRMBase):
         tensor_parallel_size: int = 1,
         enforce_eager: bool = False,
         seed: int = 0,
+        visible_devices: str | None = None,
+        env: dict | None = None,
         engine_kwargs: dict | None = None,
     ) -> None:
         super().__init__(path, name, aggregation, system_prompt, step_tag, max_model_len)
@@ -187,18 +189,25 @@ class VLLMQwenPRM(_QwenPRMBase):
                 f"reward._target_ needs vLLM, which is not installed ({exc}): "
                 "install the vllm extra, or use reward=toy_prm (transformers)"
             ) from exc
-        self.llm = LLM(
-            model=path,
-            runner="pooling",
-            pooler_config=PoolerConfig(pooling_type="STEP", step_tag_id=self.step_tag_id),
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            **dict(engine_kwargs or {}),
-        )
+        import os
+
+        from gsi.backends.vllm_backend import _environment
+
+        with _environment(env or {}, visible_devices):  # e.g. its own GPU of the node
+            self.llm = LLM(
+                model=path,
+                runner="pooling",
+                pooler_config=PoolerConfig(pooling_type="STEP", step_tag_id=self.step_tag_id),
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                tensor_parallel_size=tensor_parallel_size,
+                enforce_eager=enforce_eager,
+                seed=seed,
+                **dict(engine_kwargs or {}),
+            )
+            # see VLLMBackend: an in-process engine must outlive the process's other engines
+            self.releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
 
     def step_probabilities(self, token_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
         outputs = self.llm.encode(
