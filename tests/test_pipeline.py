@@ -112,6 +112,8 @@ def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
         ("beta=nan", "beta=nan"),
         ("threshold=nan", "threshold=nan"),
         ("model.big.path=/nonexistent/big", "model.big.path='/nonexistent/big'"),
+        ("model.big=null", "needs a big model but model.big is null"),
+        ("tracking.mode=sometimes", "tracking.mode='sometimes'"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_key(tmp_path, override, needle):
