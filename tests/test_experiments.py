@@ -133,3 +133,14 @@ def test_chat_style_with_a_tokenizer_without_template_says_what_to_do():
 
     with pytest.raises(ConfigError, match="has no chat template: use model.prompt.style=plain"):
         PromptFormatter("chat", tokenizer=toy_model_path("small"))("1+2")
+
+
+@pytest.mark.parametrize(
+    "overrides,gpus",
+    [(["+experiment=paper"], 1), (["+experiment=paper", "model=qwen_math_3gpu", "reward=qwen_prm_3gpu"], 3),
+     ([], None)],
+)
+def test_slurm_jobs_ask_for_the_gpus_of_the_layout(compose, overrides, gpus):
+    from gsi.launch.resources import gpus_per_task
+
+    assert gpus_per_task(compose(*overrides)) == gpus
