@@ -134,3 +134,19 @@ def test_every_method_runs_end_to_end_on_vllm(compose, tmp_path):
         assert len(rows) == 6 and metrics["num_problems"] == 6, name
         assert all(r["error"] is None for r in rows), name
         assert metrics["num_errors"] == 0
+
+
+def test_all_vllm_stack_small_big_and_prm_engines_in_one_run(compose, tmp_path):
+    """Small, big and PRM each on a vLLM engine in one process (the paper's layout on one
+    device): a GSI run completes and its rewards come from the PRM (probabilities, not
+    the verifier's 0/0.25/1 levels)."""
+    import json
+
+    from gsi.pipeline import run
+
+    cfg = compose("model=toy_vllm", "reward=toy_prm_vllm", "limit=4", "tracking=none")
+    metrics = run(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and metrics["num_errors"] == 0
+    rewards = [s["reward"] for r in rows for s in r["steps_detail"]]
+    assert rewards and all(0 < x < 1 for x in rewards)
