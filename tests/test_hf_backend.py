@@ -94,3 +94,20 @@ def test_prefix_cache_reuses_earlier_steps_without_changing_log_probs():
         np.testing.assert_allclose(a, b, atol=1e-5)
         np.testing.assert_allclose(a, [s.logprob for s in group], atol=1e-4)
     assert len(fresh.prefix_cache) == 0
+
+
+def test_separator_rule_covers_merged_and_split_separators():
+    """A step ends when its text contains "\\n\\n": tokens containing it stop at once
+    (the toy tokenizer's "\\n\\n"); with a byte-level BPE where "\\n\\n" is two "\\n"
+    tokens, "\\n" is a partial token after which the text is checked."""
+    from transformers import AutoTokenizer
+
+    from gsi.backends.law import separator_tokens
+    from gsi.config import toy_model_path
+
+    toy = AutoTokenizer.from_pretrained(toy_model_path("small"))
+    assert separator_tokens(toy, "\n\n") == (toy.encode("\n\n", add_special_tokens=False), set())
+    bpe = AutoTokenizer.from_pretrained(toy_model_path("prm"))
+    stop, partial = separator_tokens(bpe, "\n\n")
+    newline = bpe.encode("\n", add_special_tokens=False)
+    assert stop == [] and set(newline) == partial

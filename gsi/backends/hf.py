@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.backends.base import ContextOverflow
-from gsi.backends.law import sampling_logprobs  # noqa: F401 - re-exported
+from gsi.backends.law import sampling_logprobs, separator_tokens  # noqa: F401 - re-exported
 from gsi.backends.prefix_cache import PrefixCache
 from gsi.types import SamplingParams, StepSample
 
@@ -61,13 +61,8 @@ class HFBackend:
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
         self.eos_id = self.tokenizer.eos_token_id
-        # A step ends when its text contains the separator, as vLLM's stop strings do:
-        # tokens whose text contains it stop at once (Qwen has ".\n\n" as one token);
-        # where a token can end in a part of it ("\n" then "\n"), the text is checked.
-        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-        self.stop_ids = [i for i, t in enumerate(pieces) if step_separator in t]
-        heads = tuple(step_separator[:k] for k in range(1, len(step_separator)))
-        self.partial_ids = {i for i, t in enumerate(pieces) if t.endswith(heads) and i not in self.stop_ids}
+        # A step ends when its text contains the separator, as vLLM's stop strings do.
+        self.stop_ids, self.partial_ids = separator_tokens(self.tokenizer, step_separator)
         self.step_separator = step_separator
         self.prefix_cache = PrefixCache(prefix_cache)
 

@@ -8,6 +8,22 @@ whichever engine computed the logits.
 from __future__ import annotations
 
 
+def separator_tokens(tokenizer, separator: str) -> tuple[list[int], set[int]]:
+    """The step-ending rule shared by the backends, as token sets.
+
+    A step ends when its text contains ``separator``. ``stop`` holds the tokens whose text
+    contains it (Qwen has ``".\n\n"`` as one token, not only ``"\n\n"``), so sampling
+    one ends the step at once; ``partial`` holds the tokens that end in a proper prefix
+    of it (``"\n"``), after which the next token can complete it across the boundary.
+    """
+    pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    stop = [i for i, t in enumerate(pieces) if separator in t]
+    heads = tuple(separator[:k] for k in range(1, len(separator)))
+    stop_set = set(stop)
+    partial = {i for i, t in enumerate(pieces) if heads and t.endswith(heads) and i not in stop_set}
+    return stop, partial
+
+
 def sampling_logprobs(logits, temperature: float, top_p: float):
     """Log-probabilities of the law actually sampled from: tempered, then top-p truncated.
 

@@ -121,10 +121,10 @@ class VLLMBackend:
         # Stop rule shared with the transformers backend: the step ends when its text
         # contains the separator. Tokens containing it are stop ids; only when a token
         # can end in part of it must vLLM detokenize and match the stop string.
-        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-        self.stop_ids = [i for i, t in enumerate(pieces) if step_separator in t]
-        heads = tuple(step_separator[:k] for k in range(1, len(step_separator)))
-        self.needs_stop_string = any(t.endswith(heads) for i, t in enumerate(pieces) if i not in set(self.stop_ids))
+        from gsi.backends.law import separator_tokens
+
+        self.stop_ids, partial = separator_tokens(self.tokenizer, step_separator)
+        self.needs_stop_string = bool(partial)
 
     # ------------------------------------------------------------------ helpers
     def _encode_prompts(self, prompts: Sequence[str], budget: int) -> list[list[int]]:
