@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -15,6 +15,35 @@ class ContextOverflow(ValueError):
     The loop stops that problem with ``stop_reason = "context_length"``; the rest of the
     batch goes on.
     """
+
+
+class TokenizedPrompts:
+    """Prompt and step encoding shared by the engine backends, so that every engine turns
+    the same text into the same token ids. Needs ``tokenizer``, ``name``, ``eos_id`` and
+    ``context_window`` (None: unlimited)."""
+
+    tokenizer: Any
+    name: str
+    eos_id: int
+    context_window: int | None
+
+    def _encode_prompts(self, prompts: Sequence[str], budget: int = 0) -> list[list[int]]:
+        """Token ids of the prompts (special tokens added); ContextOverflow if one plus
+        ``budget`` new tokens does not fit the context window."""
+        out = [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
+        limit = self.context_window
+        for ids in out:
+            if limit is not None and len(ids) + budget > limit:
+                raise ContextOverflow(
+                    f"{self.name}: prompt of {len(ids)} tokens + {budget} new tokens exceeds "
+                    f"the context window of {limit}"
+                )
+        return out
+
+    def _encode_step(self, step: StepSample) -> list[int]:
+        """A step's ids as it was sampled: EOS appended when the model ended there."""
+        ids = self.tokenizer.encode(step.text, add_special_tokens=False)
+        return ids + [self.eos_id] if step.finish == "eos" else ids
 
 
 @runtime_checkable

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from gsi.backends.base import ContextOverflow
-from gsi.backends.law import sampling_logprobs, separator_tokens  # noqa: F401 - re-exported
+from gsi.backends.base import TokenizedPrompts
+from gsi.backends.law import sampling_logprobs, separator_tokens
 from gsi.backends.prefix_cache import PrefixCache
 from gsi.types import SamplingParams, StepSample
 
@@ -29,7 +29,7 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-class HFBackend:
+class HFBackend(TokenizedPrompts):
     """A causal LM from a local directory or hub id, run with ``transformers``."""
 
     def __init__(
@@ -61,29 +61,13 @@ class HFBackend:
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
         self.eos_id = self.tokenizer.eos_token_id
+        self.context_window = getattr(self.model.config, "max_position_embeddings", None)
         # A step ends when its text contains the separator, as vLLM's stop strings do.
         self.stop_ids, self.partial_ids = separator_tokens(self.tokenizer, step_separator)
         self.step_separator = step_separator
         self.prefix_cache = PrefixCache(prefix_cache)
 
     # ------------------------------------------------------------------ helpers
-    def _encode_prompts(self, prompts: Sequence[str], budget: int = 0) -> list[list[int]]:
-        """Token ids of the prompts; ContextOverflow if one plus ``budget`` new tokens
-        does not fit the model's context window."""
-        out = [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        for ids in out:
-            if limit is not None and len(ids) + budget > limit:
-                raise ContextOverflow(
-                    f"{self.name}: prompt of {len(ids)} tokens + {budget} new tokens exceeds "
-                    f"the context window of {limit}"
-                )
-        return out
-
-    def _encode_step(self, step: StepSample) -> list[int]:
-        ids = self.tokenizer.encode(step.text, add_special_tokens=False)
-        return ids + [self.eos_id] if step.finish == "eos" else ids
-
     def _left_pad(self, seqs: Sequence[Sequence[int]]):
         import torch
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gsi.backends.base import ContextOverflow
+from gsi.backends.base import TokenizedPrompts
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _environment(env: Mapping[str, str], visible_devices: str | None):
                 os.environ[k] = v
 
 
-class VLLMBackend:
+class VLLMBackend(TokenizedPrompts):
     """A causal LM served by an in-process vLLM engine (``LLM``)."""
 
     def __init__(
@@ -117,7 +117,7 @@ class VLLMBackend:
             self.releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
-        self.max_len = self.llm.llm_engine.model_config.max_model_len
+        self.context_window = self.llm.llm_engine.model_config.max_model_len
         # Stop rule shared with the transformers backend: the step ends when its text
         # contains the separator. Tokens containing it are stop ids; only when a token
         # can end in part of it must vLLM detokenize and match the stop string.
@@ -127,22 +127,6 @@ class VLLMBackend:
         self.needs_stop_string = bool(partial)
 
     # ------------------------------------------------------------------ helpers
-    def _encode_prompts(self, prompts: Sequence[str], budget: int) -> list[list[int]]:
-        """Token ids as the transformers backend makes them (special tokens added);
-        ContextOverflow if a prompt plus ``budget`` new tokens does not fit."""
-        out = [self.tokenizer.encode(p, add_special_tokens=True) for p in prompts]
-        for ids in out:
-            if len(ids) + budget > self.max_len:
-                raise ContextOverflow(
-                    f"{self.name}: prompt of {len(ids)} tokens + {budget} new tokens exceeds "
-                    f"the context window of {self.max_len}"
-                )
-        return out
-
-    def _encode_step(self, step: StepSample) -> list[int]:
-        ids = self.tokenizer.encode(step.text, add_special_tokens=False)
-        return ids + [self.eos_id] if step.finish == "eos" else ids
-
     def _step(self, completion) -> StepSample:
         ids = list(completion.token_ids)
         logprob = float(np.sum(np.asarray(completion.logprobs.logprobs, dtype=np.float64)))

@@ -22,11 +22,9 @@ import numpy as np
 from gsi.rewards.prm_format import (
     QWEN_MATH_SYSTEM,
     QWEN_STEP_TAG,
-    aggregate,
     check_aggregation,
     render_qwen_prm,
-    solutions,
-    split_by_problem,
+    score_candidates,
 )
 
 log = logging.getLogger(__name__)
@@ -88,14 +86,7 @@ class _QwenPRMBase:
         previous: Sequence[Sequence[str]],
         candidates: Sequence[Sequence[str]],
     ) -> list[np.ndarray]:
-        owners = [i for i, cands in enumerate(candidates) for _ in cands]
-        encoded = [self.encode(questions[i], sol) for i, sol in zip(owners, solutions(previous, candidates))]
-        todo = [k for k, ids in enumerate(encoded) if ids is not None]
-        probs = self.step_probabilities([encoded[k] for k in todo]) if todo else []
-        values = np.full(len(encoded), np.nan)
-        for k, p in zip(todo, probs):
-            values[k] = aggregate(p, self.aggregation)
-        return split_by_problem(values, candidates)
+        return score_candidates(self, questions, previous, candidates)
 
 
 class HFQwenPRM(_QwenPRMBase):

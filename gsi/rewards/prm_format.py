@@ -69,3 +69,18 @@ def split_by_problem(values: Sequence[float], candidates: Sequence[Sequence[str]
         out.append(np.asarray(values[start : start + len(cands)], dtype=np.float64))
         start += len(cands)
     return out
+
+
+def score_candidates(prm, questions, previous, candidates) -> list[np.ndarray]:
+    """The ``ProcessReward.score`` of a step-judging PRM: every candidate of every problem
+    as the last step of its partial solution, in one batch. ``prm.encode(question, steps)``
+    gives its input (None: cannot be scored, e.g. too long -> NaN) and
+    ``prm.step_probabilities`` the positive-class probability of each step."""
+    owners = [i for i, cands in enumerate(candidates) for _ in cands]
+    encoded = [prm.encode(questions[i], sol) for i, sol in zip(owners, solutions(previous, candidates))]
+    todo = [k for k, e in enumerate(encoded) if e is not None]
+    probs = prm.step_probabilities([encoded[k] for k in todo]) if todo else []
+    values = np.full(len(encoded), np.nan)
+    for k, p in zip(todo, probs):
+        values[k] = aggregate(p, prm.aggregation)
+    return split_by_problem(values, candidates)

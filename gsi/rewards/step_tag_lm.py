@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.rewards.prm import _check_model_dir
-from gsi.rewards.prm_format import aggregate, check_aggregation, solutions, split_by_problem
+from gsi.rewards.prm_format import check_aggregation, score_candidates
 
 FORMATS = ("step_tag", "chat")
 
@@ -162,11 +162,4 @@ class StepTagLMPRM:
         previous: Sequence[Sequence[str]],
         candidates: Sequence[Sequence[str]],
     ) -> list[np.ndarray]:
-        owners = [i for i, cands in enumerate(candidates) for _ in cands]
-        encoded = [self.encode(questions[i], sol) for i, sol in zip(owners, solutions(previous, candidates))]
-        todo = [k for k, e in enumerate(encoded) if e is not None]
-        probs = self.step_probabilities([encoded[k] for k in todo]) if todo else []
-        values = np.full(len(encoded), np.nan)
-        for k, p in zip(todo, probs):
-            values[k] = aggregate(p, self.aggregation)
-        return split_by_problem(values, candidates)
+        return score_candidates(self, questions, previous, candidates)
