@@ -30,12 +30,32 @@ def _split_choices(value: str) -> list[str]:
     return [v.strip().strip("'\"") for v in value.split(",") if v.strip()]
 
 
-def _top_level_keys() -> list[str]:
+def _top_level_keys() -> dict[str, str]:
+    """Top-level setting -> its annotated type, as written (e.g. ``"float"``)."""
     from dataclasses import fields
 
     from gsi.config import Config
 
-    return [f.name for f in fields(Config)]
+    return {f.name: str(f.type) for f in fields(Config)}
+
+
+_PARSERS = {"float": float, "int": int, "Optional[int]": int, "bool": None}
+
+
+def _bad_value(key: str, kind: str, value: str) -> str | None:
+    """One line if a value of a numeric setting does not parse, else None."""
+    parse = _PARSERS.get(kind)
+    if parse is None or value.startswith(("${", "range(", "interval(")):
+        return None
+    for item in _split_choices(value):
+        if kind.startswith("Optional") and item.lower() in ("null", "none"):
+            continue
+        try:
+            parse(item)
+        except ValueError:
+            want = "a number" if parse is float else "an integer"
+            return f"{key}={item} is not allowed: {key} must be {want}"
+    return None
 
 
 def unknown_group_option(argv: Sequence[str], conf: Path = CONF) -> str | None:
@@ -52,9 +72,12 @@ def unknown_group_option(argv: Sequence[str], conf: Path = CONF) -> str | None:
         if key == plain and "." not in key and "/" not in key and key not in GROUPS:
             known = _top_level_keys()
             if key not in known:
-                close = difflib.get_close_matches(key, known + list(GROUPS), n=1)
+                close = difflib.get_close_matches(key, list(known) + list(GROUPS), n=1)
                 hint = f"did you mean {close[0]}? " if close else ""
                 return f"{key}={value} is not a setting: {hint}(settings: {', '.join(known)})"
+            problem = _bad_value(key, known[key], value)
+            if problem is not None:
+                return problem
         key = plain
         if key not in GROUPS:
             continue

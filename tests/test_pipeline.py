@@ -135,6 +135,9 @@ def test_bad_values_fail_with_one_line_naming_the_key(tmp_path, override, needle
         (["-m", "hydra/launcher=slurmm"], "hydra/launcher='slurmm' is not an option"),
         (["-m", "method=gsi,rsdd"], "method='rsdd' is not an option"),
         (["+experiment=papr"], "experiment='papr' is not an option"),
+        (["beta=abc"], "beta=abc is not allowed: beta must be a number"),
+        (["-m", "n_small=4,four"], "n_small=four is not allowed: n_small must be an integer"),
+        (["limit=ten"], "limit=ten is not allowed: limit must be an integer"),
     ],
 )
 def test_unknown_group_option_is_one_line_before_running(tmp_path, args, needle):
