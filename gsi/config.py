@@ -43,30 +43,37 @@ class BackendConfig:
 
 
 @dataclass
-class VLLMBackendConfig:
-    """A language model on an in-process vLLM engine (``gsi.backends.vllm_backend``).
+class VLLMEngineConfig:
+    """Options of a vLLM engine, for language models and PRMs alike. Engines share one GPU
+    through ``gpu_memory_utilization`` fractions, or sit on different GPUs of the node
+    through ``visible_devices`` (e.g. "1"); ``env`` is set while the engine starts;
+    ``engine_kwargs`` go to ``vllm.LLM`` unchanged."""
 
-    Two engines share one GPU through ``gpu_memory_utilization`` fractions, or sit on
-    different GPUs of the node through ``visible_devices`` (e.g. "1"). ``score_topk``:
-    null scores exactly over the whole vocabulary; K keeps the top K tokens (large
-    vocabularies at temperature != 1). ``engine_kwargs`` go to ``vllm.LLM`` unchanged.
-    """
-
-    _target_: str = "gsi.backends.vllm_backend.VLLMBackend"
-    path: str = MISSING
-    name: str = ""
     dtype: str = "auto"
     seed: int = 0
     gpu_memory_utilization: float = 0.9
     max_model_len: Optional[int] = None
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
-    enable_prefix_caching: bool = True
-    per_problem_seeds: bool = True
-    score_topk: Optional[int] = None
     visible_devices: Optional[str] = None
     env: dict[str, Any] = field(default_factory=dict)
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VLLMBackendConfig(VLLMEngineConfig):
+    """A language model on an in-process vLLM engine (``gsi.backends.vllm_backend``).
+
+    ``score_topk``: null scores exactly over the whole vocabulary; K keeps the top K tokens
+    (large vocabularies at temperature != 1).
+    """
+
+    _target_: str = "gsi.backends.vllm_backend.VLLMBackend"
+    path: str = MISSING
+    name: str = ""
+    enable_prefix_caching: bool = True
+    per_problem_seeds: bool = True
+    score_topk: Optional[int] = None
 
 
 @dataclass
@@ -137,7 +144,7 @@ class QwenPRMConfig(RewardConfig):
 
 
 @dataclass
-class VLLMQwenPRMConfig(RewardConfig):
+class VLLMQwenPRMConfig(RewardConfig, VLLMEngineConfig):
     """The same PRM through vLLM's pooling runner (``gsi.rewards.prm.VLLMQwenPRM``)."""
 
     _target_: str = "gsi.rewards.prm.VLLMQwenPRM"
@@ -146,15 +153,6 @@ class VLLMQwenPRMConfig(RewardConfig):
     aggregation: str = "last"
     system_prompt: str = QWEN_MATH_SYSTEM
     step_tag: str = QWEN_STEP_TAG
-    dtype: str = "auto"
-    gpu_memory_utilization: float = 0.9
-    max_model_len: Optional[int] = None
-    tensor_parallel_size: int = 1
-    enforce_eager: bool = False
-    seed: int = 0
-    visible_devices: Optional[str] = None  # the GPUs this engine's process sees, e.g. "2"
-    env: dict[str, Any] = field(default_factory=dict)  # set while the engine starts
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -234,14 +234,22 @@ def test_vllm_pooling_prm_agrees_with_transformers(compose, hf_prm):
 # ------------------------------------------------------------------ reproducibility
 @pytest.mark.slow
 def test_training_script_reproduces_the_committed_prm(tmp_path):
+    """Bit for bit on the CPU kind and torch version recorded in train_meta.json; on
+    another CPU, retraining must reach the committed PRM's held-out AUC (within 0.05)."""
     from safetensors.torch import load_file
 
+    from gsi.toy.fit import machine
     from gsi.toy.train_prm import train
 
-    train(tmp_path, seed=0, evaluate=False)
+    meta = json.loads((PRM / "train_meta.json").read_text())
+    same = meta.get("trained_on") == machine()
+    fresh_meta = train(tmp_path, seed=0, evaluate=not same)
     for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"):
         assert (tmp_path / "prm" / name).read_bytes() == (PRM / name).read_bytes(), name
     fresh, committed = load_file(tmp_path / "prm" / "model.safetensors"), load_file(PRM / "model.safetensors")
     assert fresh.keys() == committed.keys()
-    worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
-    assert worst == 0.0, f"retrained PRM differs from the committed weights by up to {worst}"
+    if same:
+        worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
+        assert worst == 0.0, f"retrained PRM differs from the committed weights by up to {worst}"
+    else:
+        assert fresh_meta["heldout"]["auc"] >= meta["heldout"]["auc"] - 0.05

@@ -88,16 +88,45 @@ def test_training_is_deterministic(tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
+def heldout_nll(path, count: int = 200) -> float:
+    """Mean per-token negative log-likelihood of the reference solutions of held-out
+    problems (prompt tokens excluded) under the model at ``path``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for p in generate_problems(count, 4321, True, 2, 3):
+            prompt = tok.encode(p.prompt)
+            ids = prompt + tok.encode("".join(p.solution_steps()), add_special_tokens=False) + [tok.eos_token_id]
+            labels = [-100] * len(prompt) + ids[len(prompt):]
+            out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+            n = len(ids) - len(prompt)
+            total, tokens = total + float(out.loss) * n, tokens + n
+    return total / tokens
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["small", "big"])
 def test_training_script_reproduces_the_committed_weights(tmp_path, which):
+    """Bit for bit on the CPU kind and torch version the weights were trained on (recorded
+    in train_meta.json); on another CPU the kernels round differently from the first step,
+    so the check is that retraining reaches the committed model's held-out likelihood."""
     from safetensors.torch import load_file
 
+    from gsi.toy.fit import machine
     from gsi.toy.train import train
 
     train(which, tmp_path, seed=0)
     fresh = load_file(tmp_path / which / "model.safetensors")
     committed = load_file(ASSETS / which / "model.safetensors")
     assert fresh.keys() == committed.keys()
-    worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
-    assert worst == 0.0, f"retrained {which} differs from the committed weights by up to {worst}"
+    meta = json.loads((ASSETS / which / "train_meta.json").read_text())
+    if meta.get("trained_on") == machine():
+        worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
+        assert worst == 0.0, f"retrained {which} differs from the committed weights by up to {worst}"
+    else:
+        ours, theirs = heldout_nll(tmp_path / which), heldout_nll(ASSETS / which)
+        assert ours <= 1.25 * theirs + 0.01, f"retrained {which}: held-out NLL {ours:.4f} vs committed {theirs:.4f}"

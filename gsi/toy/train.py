@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gsi.toy.fit import fit, machine, optimizer
 from gsi.toy.task import ToyProblem, is_heldout, sample_problem
 from gsi.toy.tokenizer import build_tokenizer, save_tokenizer, vocabulary
 
@@ -106,30 +106,15 @@ def train(which: str, out: Path, seed: int = 0, steps: int | None = None) -> dic
         spec = ModelSpec(**{**asdict(spec), "steps": steps})
     tokenizer = build_tokenizer()
     model = build_model(spec, seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
-
-    def lr_at(step: int) -> float:
-        if step < spec.warmup:
-            return (step + 1) / spec.warmup
-        frac = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    opt, sched = optimizer(model, spec.lr, spec.warmup, spec.steps)
     rng = np.random.default_rng(seed + 1)
-    model.train()
     start = time.time()
-    loss_ema = None
-    for step in range(spec.steps):
+
+    def step_loss():
         ids, mask, lab = training_batch(rng, tokenizer, spec.batch)
-        loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        if step % 100 == 0 or step == spec.steps - 1:
-            log.info("%s step %d/%d loss %.4f", which, step + 1, spec.steps, loss_ema)
+        return model(input_ids=ids, attention_mask=mask, labels=lab).loss
+
+    loss_ema = fit(model, opt, sched, spec.steps, step_loss, which)
     target = out / which
     target.mkdir(parents=True, exist_ok=True)
     model.eval()
@@ -144,6 +129,7 @@ def train(which: str, out: Path, seed: int = 0, steps: int | None = None) -> dic
         "final_loss_ema": round(loss_ema or 0.0, 5),
         "train_seconds": round(time.time() - start, 1),
         "torch_threads": 2,
+        "trained_on": machine(),
     }
     (target / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("saved %s (%d parameters) to %s", which, params, target)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gsi.toy.fit import fit, machine, optimizer
 from gsi.rewards.prm_format import QWEN_STEP_TAG, qwen_prm_messages
 from gsi.toy.task import OPS, STEP_SEP, ToyProblem, apply, generate_problems, is_heldout, sample_problem
 
@@ -265,44 +265,22 @@ def build_model(spec: PRMSpec, vocab_size: int, tok, seed: int):
     return Qwen2ForProcessRewardModel(config)
 
 
-def _optimizer(model, lr: float, warmup: int, steps: int):
-    import torch
-
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        frac = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-
-
 def warm_up_backbone(model, spec: PRMSpec, tok, rng) -> float | None:
     """Train the backbone as a causal LM on right solutions (as real PRMs start from an
     LM), then hand its weights to the PRM; the LM head is discarded."""
-    import torch
     from transformers import Qwen2ForCausalLM
 
     if spec.lm_steps == 0:
         return None
     lm = Qwen2ForCausalLM(model.config)
     lm.model.load_state_dict(model.model.state_dict())
-    opt, sched = _optimizer(lm, spec.lm_lr, spec.warmup, spec.lm_steps)
-    lm.train()
-    loss_ema = None
-    for step in range(spec.lm_steps):
+    opt, sched = optimizer(lm, spec.lm_lr, spec.warmup, spec.lm_steps)
+
+    def step_loss():
         ids, mask, labels = lm_batch(rng, tok, spec.batch)
-        loss = lm(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        if step % 100 == 0 or step == spec.lm_steps - 1:
-            log.info("backbone LM step %d/%d loss %.4f", step + 1, spec.lm_steps, loss_ema)
+        return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    loss_ema = fit(lm, opt, sched, spec.lm_steps, step_loss, "backbone LM")
     model.model.load_state_dict(lm.model.state_dict())
     return loss_ema
 
@@ -333,24 +311,17 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
 
     model = build_model(spec, len(tok), tok, seed)
     lm_loss = warm_up_backbone(model, spec, tok, rng)
-    opt, sched = _optimizer(model, spec.lr, spec.warmup, spec.steps)
-    model.train()
-    loss_ema = None
-    for step in range(spec.steps):
+    opt, sched = optimizer(model, spec.lr, spec.warmup, spec.steps)
+    ce = torch.nn.functional.cross_entropy
+
+    def step_loss():
         ids, mask, labels = training_batch(rng, tok, tag_id, spec.batch, sampled, sampled_problems)
         logits = model(ids, mask)
         flat, lab = logits.reshape(-1, 2), labels.reshape(-1)
         tags = (ids.reshape(-1) == tag_id) & (lab >= 0)
-        ce = torch.nn.functional.cross_entropy
-        loss = ce(flat, lab, ignore_index=-100) + ce(flat[tags], lab[tags])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        if step % 100 == 0 or step == spec.steps - 1:
-            log.info("prm step %d/%d loss %.4f", step + 1, spec.steps, loss_ema)
+        return ce(flat, lab, ignore_index=-100) + ce(flat[tags], lab[tags])
+
+    loss_ema = fit(model, opt, sched, spec.steps, step_loss, "prm")
     model.eval()
     model.save_pretrained(target)
     seconds = time.time() - start
@@ -365,6 +336,7 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
         "final_loss_ema": round(loss_ema or 0.0, 5),
         "train_seconds": round(seconds, 1),
         "torch_threads": THREADS,
+        "trained_on": machine(),
     }
     if evaluate:
         from gsi.rewards.prm import HFQwenPRM
