@@ -12,14 +12,11 @@ from typing import Sequence
 import numpy as np
 
 from gsi.backends.base import TokenizedPrompts
-from gsi.backends.law import sampling_logprobs, separator_tokens
+from gsi.backends.law import STEP_SEPARATOR, sampling_logprobs, separator_tokens
 from gsi.backends.prefix_cache import PrefixCache
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
-
-STEP_SEPARATOR = "\n\n"
-
 
 def _resolve_device(device: str) -> str:
     import torch

@@ -7,6 +7,8 @@ whichever engine computed the logits.
 
 from __future__ import annotations
 
+STEP_SEPARATOR = "\n\n"  # GSI.md: a step runs up to and including the first blank line
+
 
 def separator_tokens(tokenizer, separator: str) -> tuple[list[int], set[int]]:
     """The step-ending rule shared by the backends, as token sets.

@@ -31,11 +31,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gsi.backends.base import TokenizedPrompts
+from gsi.backends.law import STEP_SEPARATOR
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
-
-STEP_SEPARATOR = "\n\n"
 
 # Quiet, offline-friendly defaults; a value already in the environment wins.
 _ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "VLLM_CONFIGURE_LOGGING": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
