@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Protocol
 
-from gsi.config import ConfigError
+from gsi.errors import ConfigError
 from gsi.types import Problem
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from gsi.config import ConfigError, validate
+from gsi.config import validate
 from gsi.data import select
+from gsi.errors import ConfigError, OutputFull
 from gsi.grading import get_grader
-from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
-from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text
+from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text, finished_metrics
 from gsi.tracking import build_tracker
-from gsi.types import Problem, ProblemResult
+from gsi.types import CallStats, Problem, ProblemResult
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,6 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
         raise SystemExit(3) from None
 
 
-class OutputFull(OSError):
-    """The results file stopped accepting writes mid-run (disk full, quota, file size)."""
-
-
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -197,8 +193,6 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
                 store.close()
     wall = time.perf_counter() - start
     if stats is None:
-        from gsi.decoding import CallStats
-
         stats = CallStats()
     rows = [store.rows[pid] for pid in store.rows if pid in wanted]
     metrics = compute_metrics(rows, stats, wall, len(todo))

@@ -25,8 +25,7 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
-from gsi.decoding import StepSummary
-from gsi.types import ProblemResult
+from gsi.types import ProblemResult, StepSummary
 
 log = logging.getLogger(__name__)
 
