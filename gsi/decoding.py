@@ -21,7 +21,7 @@ import numpy as np
 from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
 from gsi.grading import Grader
-from gsi.methods import FALLBACK, Choice, StepScores
+from gsi.methods import Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
 from gsi.types import Problem, ProblemResult, Source, StepRecord, StepSample
@@ -205,12 +205,15 @@ class Decoder:
         previous = [st.texts for st in batch]
         return self.stats.timed("reward", self.reward.score, questions, previous, candidates)
 
-    def _score_big(self, batch: Sequence[_State], samples: list[list[StepSample]]) -> list[np.ndarray]:
-        """log pi_B of every candidate; identical candidates of a problem are scored once."""
-        big = self.models["big"]
-        assert big is not None
+    def _score_big(
+        self, batch: Sequence[_State], samples: list[list[StepSample]], role: Source = "big"
+    ) -> list[np.ndarray]:
+        """log pi_B (or log pi_``role``) of every candidate, timed under that model;
+        identical candidates of a problem are scored once."""
+        model = self.models[role]
+        assert model is not None, f"method needs the {role} model"
         unique, inverse = _dedup(samples)
-        scored = self.stats.timed("big", big.score, [st.prefix for st in batch], unique, self.s.sampling)
+        scored = self.stats.timed(role, model.score, [st.prefix for st in batch], unique, self.s.sampling)
         return [values[inv] for values, inv in zip(scored, inverse)]
 
     def _rng(self, state: _State, purpose: int) -> np.random.Generator:
@@ -248,16 +251,20 @@ class Decoder:
         return [replace(o, ess=ess, log_ratio=lr) for o, (ess, lr) in zip(outcomes, diagnostics)]
 
     def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
-        """soft_bon(pi_B, n_B) for the problems whose proposal was rejected."""
+        """The method's fallback (soft_bon(pi_B, n_B), or gsi_consistent's restricted one,
+        which also needs pi_S's scores of the big candidates) for the rejected problems."""
         rejected = [k for k, c in enumerate(choices) if not c.accepted]
         if not rejected:
             return {}
         sub = [batch[k] for k in rejected]
         samples = self._sample("big", sub, self.s.n_big, FALLBACK_SAMPLE)
         rewards = self._rewards(sub, [[c.text for c in g] for g in samples])
+        fb = self.s.method.fallback
+        small: list = self._score_big(sub, samples, "small") if fb.needs_small_logprobs else [None] * len(sub)
         out = {}
-        for k, st, group, r in zip(rejected, sub, samples, rewards):
-            choice = FALLBACK.choose(StepScores(r), self.s.params, self._rng(st, FALLBACK_CHOOSE))
+        for k, st, group, r, ls in zip(rejected, sub, samples, rewards, small):
+            scores = StepScores(r, np.array([c.logprob for c in group]), None, ls)
+            choice = fb.choose(scores, self.s.params, self._rng(st, FALLBACK_CHOOSE))
             out[k] = (group, choice, r)
         return out
 

@@ -51,10 +51,10 @@ def test_count_vector_enumeration_equals_enumerating_every_tuple():
     laws = GAPPED.laws((), SP)
     params = MethodParams(5.0, 0.5)
     n = 3
-    for name in ("gsi", "rsd", "gsi_no_reject", "bon_small"):
+    for name in ("gsi", "gsi_consistent", "rsd", "gsi_no_reject", "bon_small"):
         method = METHODS[name]
         brute = np.zeros(4)
-        fallback = dist.method_step(METHODS["soft_bon_big"], laws, params, n, n).probs
+        fallback = dist.method_step(method.fallback, laws, params, n, n).probs
         for draw in itertools.product(range(3), repeat=n):
             idx = np.array(draw)
             weight = float(np.prod(laws.small[idx]))
@@ -78,7 +78,8 @@ def test_target_is_pi_b_tilted_by_exp_beta_r():
 
 @pytest.mark.parametrize("seed", [5, 3])  # seed 3: pi_B truncates some of pi_S's steps
 @pytest.mark.parametrize(
-    "name", ["gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big", "bon_small", "small", "big"]
+    "name",
+    ["gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big", "bon_small", "small", "big"],
 )
 def test_the_loop_samples_the_exact_law(name, seed):
     """Monte Carlo through the Decoder agrees with the exact whole-solution law, cell by
