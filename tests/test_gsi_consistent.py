@@ -153,3 +153,20 @@ def test_accepted_steps_match_gsi_and_tokens_count_generation(compose):
     for a, b in zip(sorted(mine, key=lambda r: r.problem_id), sorted(theirs, key=lambda r: r.problem_id)):
         assert a.accepted_steps == b.accepted_steps
         assert a.tokens_small == b.tokens_small and a.tokens_big == b.tokens_big  # generated tokens
+
+
+def test_fallback_probabilities_are_valid_on_random_inputs():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 10))
+        r = rng.random(n)
+        r[rng.random(n) < 0.2] = np.nan
+        lb, ls = -3 * rng.random(n), -3 * rng.random(n)
+        ls[rng.random(n) < 0.2] = -np.inf
+        beta = float(rng.choice([0.0, 0.7, 5.0, 1e6, math.inf]))
+        p = fallback_probs(beta, float(rng.normal(0.5, 1.0)), r, lb, ls)
+        valid = ~np.isnan(r)
+        if p is None:
+            assert not valid.any()
+            continue
+        assert np.all(p >= 0) and abs(p.sum() - 1) < 1e-9 and np.all(p[~valid] == 0)
