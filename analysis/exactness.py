@@ -84,20 +84,22 @@ class Plan:
     thresholds: tuple[float, ...]
     tree_depth: int
     tree_ns: tuple[int, ...]
+    main_steps: int = 4  # K of the random instances (K = 3: exact at every n)
 
 
 FULL = Plan(
     betas=(1.0, 5.0, 20.0),
     ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-    structured_ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-    exact_max_n=64,
-    replicas=10_000,
-    seeds=4,
+    structured_ns=(1, 2, 4, 8, 16, 64, 256),
+    exact_max_n=16,
+    replicas=5_000,
+    seeds=6,
     gaps=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     distance_ns=(16, 64),
     thresholds=(-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5),
-    tree_depth=3,
+    tree_depth=2,
     tree_ns=(1, 4, 16, 64, 256),
+    main_steps=3,
 )
 QUICK = Plan(
     betas=(5.0,),
@@ -188,7 +190,7 @@ def _ns(world: World, plan: Plan, ns: tuple[int, ...]) -> Iterator[tuple[int, bo
 
 def sweep(plan: Plan) -> Iterator[dict[str, Any]]:
     """Every record of the sweep, in a stable order."""
-    main = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP)
+    main = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP, num_steps=plan.main_steps)
     for beta in plan.betas:  # TV vs n on a random instance, exact then Monte Carlo
         for method in TILTED:
             for n, mc in _ns(main, plan, plan.ns):
@@ -209,7 +211,7 @@ def sweep(plan: Plan) -> Iterator[dict[str, Any]]:
             yield {"sweep": "n", **measure(tree, method, n, 5.0, THRESHOLD)}
     for seed in range(plan.seeds):  # TV vs the pi_S-pi_B distance
         for gap in plan.gaps:
-            world = worlds.random_world(seed=100 + seed, gap=gap)
+            world = worlds.random_world(seed=100 + seed, gap=gap, num_steps=plan.main_steps)
             for method in TILTED:
                 for n in plan.distance_ns:
                     yield {"sweep": "distance", **measure(world, method, n, 5.0, THRESHOLD)}
