@@ -104,7 +104,9 @@ def test_tilted_methods_approach_the_target_as_n_grows(name):
     assert_approaches_target(tv_curve(GAPPED, name))
 
 
-@pytest.mark.parametrize("name", ["gsi_no_reject", "soft_bon_big"])
+@pytest.mark.parametrize(
+    "name", ["gsi_no_reject", "soft_bon_big", pytest.param("gsi_consistent", marks=pytest.mark.slow)]
+)
 def test_monte_carlo_through_the_loop_is_close_at_n_256(name):
     world = random_world(seed=1, gap=0.6)  # K = 4: too many count vectors at n = 256
     record = measure(world, name, 256, 5.0, 0.5, monte_carlo=True, replicas=5000, seed=1)
@@ -164,6 +166,18 @@ def test_rejection_leaves_an_error_that_does_not_vanish(world, name):
     if name == "gsi" or world is EQUAL:  # rsd's accepted part tends to pi_S's tilt, not pi_B's
         assert dist.tv(law, limit) < 0.01
         assert abs(dist.tv(law, np.append(target, 0.0)) - rho * (1 - rho)) < 0.01
+
+
+@pytest.mark.parametrize("world", [EQUAL, GAPPED], ids=["equal", "gapped"])
+def test_a_rejection_that_refills_only_what_it_rejected_is_exact_in_the_limit(world):
+    """gsi_consistent: same proposals and threshold as gsi, but the refill is restricted
+    to the big candidates with s < u, so TV -> 0 where gsi's stays at rho (1 - rho)."""
+    curve = tv_curve(world, "gsi_consistent")
+    if world is EQUAL:
+        assert_approaches_target(curve)
+    else:  # n = 1 -> 2 may go up: a one-candidate refill pool is poor
+        assert_approaches_target(curve[1:])
+    assert min(tv_curve(world, "gsi")) > 0.1
 
 
 def test_a_wrong_importance_weight_fails_the_closeness_check():
