@@ -286,5 +286,7 @@ def test_quick_cli_includes_n_256(tmp_path):
     assert main(["--quick", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "exactness.json").read_text())
     at_256 = [r for r in data if r["n"] == 256]
-    assert {r["method"] for r in at_256} == {"gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"}
+    assert {r["method"] for r in at_256} == {
+        "gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"
+    }
     assert all(r["tv_se"] > 0 for r in at_256)
