@@ -165,8 +165,8 @@ def _cost_and_bound(records: list[dict[str, Any]], out: Path, plt) -> list[Path]
         fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.3), squeeze=False)
         for ax, key in zip(axes.flat, panels):
             for method, color in COLORS.items():
-                rs = sorted((r for r in n_rows if (r["instance"], r["beta"]) == key and r["method"] == method),
-                            key=lambda r: r["n"])
+                rs = [r for r in n_rows if (r["instance"], r["beta"]) == key and r["method"] == method]
+                rs.sort(key=lambda r: r["n"])
                 if rs:
                     ax.plot([r["expected_big_tokens"] + 1.0 for r in rs], [max(r["tv"], 1e-4) for r in rs],
                             "o-", ms=3, color=color, label=method)
@@ -205,7 +205,8 @@ def _cost_and_bound(records: list[dict[str, Any]], out: Path, plt) -> list[Path]
             n = [r["n"] for r in rs]
             ax.plot(n, [r["tv"] for r in rs], "o-", ms=3, color=COLORS[method], label=f"{method} TV")
             ax.plot(n, [r["bound"] for r in rs], "--", color=COLORS[method], label=f"{method} bound")
-            ax.plot(n, [r["explicit_bound"] for r in rs], ":", color=COLORS[method], label=f"{method} explicit")
+            explicit = [r["explicit_bound"] for r in rs]
+            ax.plot(n, explicit, ":", color=COLORS[method], label=f"{method} explicit")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("n")

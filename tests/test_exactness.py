@@ -79,7 +79,10 @@ def test_target_is_pi_b_tilted_by_exp_beta_r():
 @pytest.mark.parametrize("seed", [5, 3])  # seed 3: pi_B truncates some of pi_S's steps
 @pytest.mark.parametrize(
     "name",
-    ["gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big", "bon_small", "small", "big"],
+    [
+        "gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big",
+        "bon_small", "small", "big",
+    ],
 )
 def test_the_loop_samples_the_exact_law(name, seed):
     """Monte Carlo through the Decoder agrees with the exact whole-solution law, cell by

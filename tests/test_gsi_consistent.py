@@ -14,7 +14,7 @@ import pytest
 
 from gsi.exact import distributions as dist
 from gsi.exact.world import random_world
-from gsi.methods import FALLBACK, METHODS, MethodParams, StepScores, get_method
+from gsi.methods import FALLBACK, MethodParams, StepScores, get_method
 from gsi.types import SamplingParams
 from tests.test_decoding import decode
 
@@ -35,7 +35,9 @@ def softmax_over(mask, beta, rewards=R):
 
 def test_the_method_is_gsi_with_a_restricted_fallback():
     m, gsi = get_method("gsi_consistent"), get_method("gsi")
-    assert (m.proposer, m.n_param, m.needs_reward, m.needs_target_logprobs, m.rejects) == ("small", "n_small", True, True, True)
+    assert (m.proposer, m.n_param, m.needs_reward, m.needs_target_logprobs, m.rejects) == (
+        "small", "n_small", True, True, True
+    )
     assert m.probabilities is gsi.probabilities and m.accept_score is gsi.accept_score
     assert gsi.fallback is FALLBACK and not FALLBACK.needs_small_logprobs
     assert FB.proposer == "big" and FB.n_param == "n_big" and FB.needs_small_logprobs and not FB.rejects
@@ -97,7 +99,8 @@ def test_exact_fallback_law_equals_enumerating_every_tuple():
     brute = np.zeros(4)
     for draw in itertools.product(range(3), repeat=n):
         idx = np.array(draw)
-        p = FB.probabilities(StepScores(laws.rewards[idx], np.log(laws.big[idx]), None, np.log(laws.small[idx])), params)
+        scores = StepScores(laws.rewards[idx], np.log(laws.big[idx]), None, np.log(laws.small[idx]))
+        p = FB.probabilities(scores, params)
         for i, q in enumerate(p):
             brute[draw[i]] += float(np.prod(laws.big[idx])) * q
     np.testing.assert_allclose(dist.method_step(FB, laws, params, n, n).probs, brute, atol=1e-12)
