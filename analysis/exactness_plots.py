@@ -38,7 +38,8 @@ def _tv_vs_n(ax, rows: list[dict[str, Any]], title: str) -> None:
         tv = np.array([r["tv"] for r in rs])
         se = np.array([r["tv_se"] for r in rs])
         ax.errorbar(
-            n, tv, yerr=2 * se, marker="o", ms=3, lw=1.2, capsize=2, color=COLORS.get(method), label=method
+            n, tv, yerr=2 * se, marker="o", ms=3, lw=1.2, capsize=2, color=COLORS.get(method), label=method,
+            ls="--" if method == "gsi_consistent" else "-",  # often on top of gsi_no_reject
         )
         mc = np.array([r["estimator"] == "monte_carlo" for r in rs])
         if mc.any():
