@@ -216,6 +216,7 @@ class HubDatasetConfig:
     fields: FieldsConfig = field(default_factory=FieldsConfig)
     answer_format: str = "plain"  # see gsi.datasets.ANSWER_FORMATS
     grader: str = "math_verify"
+    system_note: Optional[str] = None  # appended to model.prompt.system (chat style), e.g. Minerva's "no units"
     on_bad_bytes: str = "error"  # error | replace
     cache_dir: Optional[str] = None  # datasets' cache; null: its default (HF_DATASETS_CACHE)
 
