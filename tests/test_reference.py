@@ -218,3 +218,21 @@ def test_bad_rule_values_are_one_line(compose, override, message):
     extra = ["threshold_on=beta_tilted"] if override.startswith("beta") else []
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate(compose(override, *extra))
+
+
+def test_trailing_empty_step_reads_the_prm_after_the_candidate_as_the_reference_does():
+    """reward_hub splits "a\n\nb\n\n" on "\n\n" into a, b, "" and reads the LAST tag: an empty
+    step after each candidate that ends with the separator (not after an EOS-ended one)."""
+    from gsi.rewards.reference_reading import TrailingEmptyStep
+    from gsi.rewards.table import TableReward
+
+    seen = []
+
+    def table(question, previous, candidate):
+        seen.append((tuple(previous), candidate))
+        return 0.1 if candidate == "" else 0.6 if candidate.endswith("\n\n") else 0.9
+
+    wrapped = TrailingEmptyStep(TableReward(table))
+    (got,) = wrapped.score(["q"], [["1+1=2\n\n"]], [["2+2=4\n\n", "\\boxed{4}"]])
+    np.testing.assert_array_equal(got, [0.1, 0.9])  # own reading would be [0.6, 0.9]
+    assert (("1+1=2\n\n", "2+2=4\n\n"), "") in seen
