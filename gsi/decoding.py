@@ -110,6 +110,7 @@ class _Outcome:
     tokens: dict[str, int]
     ess: float | None = None  # importance diagnostics of the proposal (methods with both log-probs)
     log_ratio: float | None = None
+    stop: bool = False  # every candidate's reward below stop_below: the solution ends
 
 
 def _dedup(samples: list[list[StepSample]]) -> tuple[list[list[StepSample]], list[np.ndarray]]:
@@ -253,8 +254,9 @@ class Decoder:
 
     def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
         """The method's fallback (soft_bon(pi_B, n_B), or gsi_consistent's restricted one,
-        which also needs pi_S's scores of the big candidates) for the rejected problems."""
-        rejected = [k for k, c in enumerate(choices) if not c.accepted]
+        which also needs pi_S's scores of the big candidates) for the rejected problems
+        that did not stop at the reward floor."""
+        rejected = [k for k, c in enumerate(choices) if not c.accepted and not c.stop]
         if not rejected:
             return {}
         sub = [batch[k] for k in rejected]
@@ -272,7 +274,7 @@ class Decoder:
     @staticmethod
     def _outcome(group, choice: Choice, rewards, source: Source, accepted: bool, score, tokens) -> _Outcome:
         if choice.index is None:
-            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens)
+            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens, stop=choice.stop)
         reward = float(rewards[choice.index]) if rewards is not None else float("nan")
         return _Outcome(group[choice.index], reward, source, accepted, len(group), score, tokens)
 
@@ -298,7 +300,7 @@ class Decoder:
         for role, count in outcome.tokens.items():
             state.tokens[role] += count
         if outcome.sample is None:
-            return self._result(state, "no_valid_candidate")
+            return self._result(state, "low_reward" if outcome.stop else "no_valid_candidate")
         sample = outcome.sample
         state.steps.append(
             StepRecord(

@@ -13,6 +13,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from gsi.methods import rules
 from gsi.methods.selection import clean, draw, tempered_probabilities, tilted_scores
 from gsi.types import Source
 
@@ -31,8 +32,13 @@ class StepScores:
 
 @dataclass(frozen=True)
 class MethodParams:
+    """``threshold_on``, ``tie_rule``, ``stop_below``: see :mod:`gsi.methods.rules`."""
+
     beta: float
     threshold: float
+    threshold_on: str = "tilted"
+    tie_rule: str = "ge"
+    stop_below: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,15 @@ class Choice:
 
     ``index`` is None when no candidate is valid (every weight -inf).
     ``score`` is the quantity compared with the threshold (tilted or raw reward).
+    ``stop`` is True when every candidate's reward is below ``MethodParams.stop_below``:
+    the solution ends here, without a fallback.
     """
 
     index: int | None
     accepted: bool
     probabilities: np.ndarray | None
     score: float | None = None
+    stop: bool = False
 
 
 Probabilities = Callable[[StepScores, MethodParams], "np.ndarray | None"]
@@ -83,6 +92,8 @@ class Method:
 
     def choose(self, scores: StepScores, params: MethodParams, rng: np.random.Generator) -> Choice:
         """Pick a candidate with the method's probabilities and apply its accept rule."""
+        if rules.below_floor(scores.rewards, params.stop_below):
+            return Choice(None, False, None, stop=True)
         probs = self.probabilities(scores, params)
         if probs is None:
             return Choice(None, False, None)
@@ -90,7 +101,7 @@ class Method:
         if self.accept_score is None:
             return Choice(index, True, probs)
         score = self.accept_score(scores, index, params)
-        return Choice(index, bool(score >= params.threshold), probs, score)
+        return Choice(index, rules.accepts(self.name, score, params.threshold, params.tie_rule), probs, score)
 
 
 # ---------------------------------------------------------------- decisions
@@ -133,6 +144,18 @@ def restricted_probabilities(scores: StepScores, params: MethodParams) -> np.nda
     return tempered_probabilities(params.beta, np.where(eligible, rewards, -np.inf))
 
 
+def gsi_score(scores: StepScores, index: int, params: MethodParams) -> float:
+    """What GSI compares with the threshold, by ``params.threshold_on``: the tilted reward
+    s (default), beta*s (the reference's --threshold-on-tilted) or the raw reward."""
+    if params.threshold_on == "reward":
+        return raw_reward(scores, index, params)
+    if params.threshold_on == "beta_tilted":
+        assert scores.rewards is not None
+        r = float(clean(scores.rewards)[index])
+        return rules.beta_tilted(r, float(_log_ratio(scores)[index]), params.beta)
+    return tilted_reward(scores, index, params)
+
+
 def soft_bon_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
     assert scores.rewards is not None
     return tempered_probabilities(params.beta, scores.rewards)
@@ -156,7 +179,7 @@ def raw_reward(scores: StepScores, index: int, params: MethodParams) -> float:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("gsi", "small", "n_small", True, True, gsi_probabilities, tilted_reward),
+        Method("gsi", "small", "n_small", True, True, gsi_probabilities, gsi_score),
         Method("gsi_no_reject", "small", "n_small", True, True, gsi_probabilities),
         Method(
             "gsi_consistent", "small", "n_small", True, True, gsi_probabilities, tilted_reward,
