@@ -87,11 +87,8 @@ def decode_recorded(compose, monkeypatch, *overrides):
     cfg = compose(*overrides)
     settings = validate(cfg)
     log: list = []
-    fallback = recording(decoding.FALLBACK, log, "fallback")
-    monkeypatch.setattr(decoding, "FALLBACK", fallback)
-    method = recording(settings.method, log, "proposal")
-    if "fallback_method" in {f.name for f in fields(Method)}:
-        method = replace(method, fallback_method=fallback)
+    fallback = recording(settings.method.fallback, log, "fallback")
+    method = replace(recording(settings.method, log, "proposal"), fallback_method=fallback)
     settings = replace(settings, method=method)
     models = build_components(cfg, True, True)
     results: list = []

@@ -126,8 +126,8 @@ def tilted_reward(scores: StepScores, index: int, params: MethodParams) -> float
 
 def restricted_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
     """gsi_consistent's fallback: softmax(beta r) over the big model's candidates that GSI
-    could not have accepted — tilted reward s < u (s computed as :func:`tilted_reward`
-    does, with pi_S's scores of these candidates), or pi_S(y) = 0 (GSI never proposes
+    could not have accepted — score below u under ``threshold_on`` and ``tie_rule`` (the
+    tilted reward s by default, with pi_S's scores of these candidates), or pi_S(y) = 0 (GSI never proposes
     y) — or over all valid candidates if none qualifies.
 
     Acceptance keeps pi_beta,B on {s >= u} and this refills the rejected mass
@@ -136,9 +136,18 @@ def restricted_probabilities(scores: StepScores, params: MethodParams) -> np.nda
     """
     assert scores.rewards is not None and scores.logp_proposal is not None and scores.logp_small is not None
     rewards, log_small = clean(scores.rewards), clean(scores.logp_small)
-    s = tilted_scores(rewards, clean(scores.logp_proposal) - log_small, params.beta)
+    delta = clean(scores.logp_proposal) - log_small
+    if params.threshold_on == "reward":
+        s = rewards
+    elif params.threshold_on == "beta_tilted":
+        s = np.array([rules.beta_tilted(float(r), float(d), params.beta) for r, d in zip(rewards, delta)])
+    else:
+        s = tilted_scores(rewards, delta, params.beta)
+    # the complement of what acceptance would have taken, under the same score and tie rule
+    u, tie = params.threshold, params.tie_rule
+    rejected = np.array([not rules.accepts("gsi_consistent", float(v), u, tie) for v in s])
     valid = rewards > -np.inf
-    eligible = ((s < params.threshold) | (log_small == -np.inf)) & valid
+    eligible = (rejected | (log_small == -np.inf)) & valid
     if not eligible.any():
         eligible = valid
     return tempered_probabilities(params.beta, np.where(eligible, rewards, -np.inf))
@@ -182,7 +191,7 @@ METHODS: dict[str, Method] = {
         Method("gsi", "small", "n_small", True, True, gsi_probabilities, gsi_score),
         Method("gsi_no_reject", "small", "n_small", True, True, gsi_probabilities),
         Method(
-            "gsi_consistent", "small", "n_small", True, True, gsi_probabilities, tilted_reward,
+            "gsi_consistent", "small", "n_small", True, True, gsi_probabilities, gsi_score,
             fallback_method=Method(
                 "restricted_soft_bon_big", "big", "n_big", True, False, restricted_probabilities,
                 needs_small_logprobs=True,
