@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 _EMPTY = re.compile(r"\\varnothing|\\emptyset|\\O(?![A-Za-z])|∅|\\\{\s*\\\}|\\left\\\{\s*\\right\\\}")
-_PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*(?:percent|pct)\.?\s*\}|\b(?:percent|pct)\b\.?)")
+_PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*(?:percent(?:age)?|pct)\.?\s*\}|\b(?:percent(?:age)?|pct)\b\.?)")
 _WRAP = re.compile(r"\\(?:text|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:([ap])\.?\s*m\.?)?$", re.IGNORECASE)
 _COMPLEX_QUESTION = re.compile(r"complex|imaginary|i\^2\s*=\s*-1|i\^\{2\}\s*=\s*-1|\\mathbb\{C\}", re.IGNORECASE)

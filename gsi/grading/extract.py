@@ -4,12 +4,14 @@ One documented step, shared by the math graders (each data set's grader adds its
 rules after these, see :mod:`gsi.grading.numeric` and :mod:`gsi.grading.choice`):
 
 1. ``boxed`` / ``boxes``: the boxes (``\\boxed{}``, ``\\fbox{}``) of the final answer,
-   i.e. the last box and every other box in the same paragraph (paragraphs are steps,
-   split by a blank line). Several different boxes (``\\boxed{2}`` and ``\\boxed{5}``)
+   i.e. the last box and the boxes just before it in its paragraph (paragraphs are steps,
+   split by a blank line) that only delimiters, "and"/"or", commas, ``x =`` or a short
+   "and" clause without math ("papers and") separate from it (``$x=\\boxed{2}$ and $x=\\boxed{5}$``; not ``\\boxed{7} ... so \\boxed{8}``).
+   Several different boxes (``\\boxed{2}`` and ``\\boxed{5}``)
    are joined, as a set ``\\{2, 5\\}`` or a tuple ``(2, 5)`` where the reference is one,
    else as ``2, 5``; repeats of one box count once.
-2. ``final_answer_sentence``: without any box, the last "final answer is ..." / "Final
-   Answer: ..." sentence (its math if it has ``$...$``).
+2. ``final_answer_sentence``: the last "final answer is ..." / "Final Answer: ..." sentence
+   (its math if it has ``$...$``), when there is no box or it comes after the last box.
 
 The loop's stop rule follows the same notion: a step ends the solution when it holds a
 complete box with nothing after it but punctuation, math delimiters or a short closing
@@ -73,15 +75,32 @@ def extract_boxed(text: str) -> str | None:
     return found[-1].content if found else None
 
 
+# What may stand between two boxes of one answer: math delimiters, "x =", "and", "or", commas.
+_JOINER = re.compile(r"(?:[\s$,;&]|\\quad|\\qquad|\\\(|\\\)|\\\[|\\\]|\\text\{\s*(?:and|or)\s*\}"
+                     r"|\b(?:and|or)\b|[A-Za-z](?:_\{?\w+\}?)?\s*=)*", re.IGNORECASE)
+
+
+def _and_clause(between: str) -> bool:
+    """A short "and" clause without math ("papers and", "for part (a) and")."""
+    words = re.sub(r"\\text\s*\{([^{}]*)\}", r" \1 ", between).replace("$", " ").split()
+    return "and" in words and len(words) <= 6 and not re.search(r"[\d=\\{}]", " ".join(words))
+
+
 def final_boxes(text: str) -> list[str]:
-    """Contents of the final answer's boxes: the last box's paragraph, repeats once."""
+    """Contents of the final answer's boxes: the last box and the boxes before it in its
+    paragraph joined to it only by delimiters, "and"/"or", commas or ``x =``; repeats once."""
     found = boxes(text)
     if not found:
         return []
-    paragraph_start = text.rfind(PARAGRAPH, 0, found[-1].start)
+    group = [found[-1]]
+    for b in reversed(found[:-1]):
+        between = text[b.end : group[0].start]
+        if PARAGRAPH in between or not (_JOINER.fullmatch(between) or _and_clause(between)):
+            break
+        group.insert(0, b)
     contents: list[str] = []
-    for b in found:
-        if b.start > paragraph_start and b.content not in contents:
+    for b in group:
+        if b.content not in contents:
             contents.append(b.content)
     return contents
 
@@ -132,10 +151,13 @@ def final_answer_sentence(text: str) -> str | None:
 def extract_final_answer(text: str, reference: str = "") -> Extracted:
     """Rules 1-2 of this module's docstring, in order."""
     parts = final_boxes(text)
+    last_box = boxes(text)[-1].end if parts else -1
+    later = [m for m in _FINAL_SENTENCE.finditer(text) if m.start() >= last_box]
+    if later and (sentence := final_answer_sentence(text[last_box:] if parts else text)):
+        return Extracted(sentence, "final_answer_sentence")  # a "final answer" stated after the boxes wins
     if parts:
         return Extracted(join_answers(parts, reference), "boxed" if len(parts) == 1 else "boxes")
-    sentence = final_answer_sentence(text)
-    return Extracted(sentence, "final_answer_sentence") if sentence else NOTHING
+    return NOTHING
 
 
 # What may follow the final box in its step: punctuation, math delimiters, markdown, or a
