@@ -167,28 +167,26 @@ class Decoder:
         waiting = deque(problems)
         active: list[_State] = []
         grading: GradingQueue[ProblemResult] = GradingQueue(self.grader)  # grades while decoding goes on
-        try:
-            while waiting or active:
-                while waiting and len(active) < self.s.batch_size:
-                    active.append(_State(waiting.popleft(), time.perf_counter()))
-                outcomes = self._step_isolating_errors(active)
-                if on_step is not None:
-                    on_step(StepSummary.of(self.stats.steps, outcomes))
-                still: list[_State] = []
-                for state, outcome in zip(active, outcomes):
-                    finished = self._apply(state, outcome)
-                    if finished is None:
-                        still.append(state)
-                    else:
-                        self._grade(grading, state, *finished)
-                for result in grading.ready():
-                    on_result(result)
-                active = still
-                self.stats.steps += 1
-            for result in grading.ready(wait=True):
+        while waiting or active:
+            while waiting and len(active) < self.s.batch_size:
+                active.append(_State(waiting.popleft(), time.perf_counter()))
+            outcomes = self._step_isolating_errors(active)
+            if on_step is not None:
+                on_step(StepSummary.of(self.stats.steps, outcomes))
+            still: list[_State] = []
+            for state, outcome in zip(active, outcomes):
+                finished = self._apply(state, outcome)
+                if finished is None:
+                    still.append(state)
+                else:
+                    self._grade(grading, state, *finished)
+            for result in grading.ready():
                 on_result(result)
-        finally:
-            grading.close()
+            active = still
+            self.stats.steps += 1
+        for result in grading.ready(wait=True):
+            on_result(result)
+        grading.close()  # (on an exception the pool's idle threads end when it is collected)
         return self.stats
 
     # ------------------------------------------------------------------ one step
