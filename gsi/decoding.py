@@ -21,7 +21,9 @@ import numpy as np
 
 from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
-from gsi.grading import Grader
+from gsi.grading import Grade, Grader
+from gsi.grading.extract import contains_box
+from gsi.grading.pool import GradingQueue
 from gsi.methods import Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
@@ -166,6 +168,7 @@ class Decoder:
         (optional) a :class:`StepSummary` after each iteration of the loop."""
         waiting = deque(problems)
         active: list[_State] = []
+        grading: GradingQueue[ProblemResult] = GradingQueue(self.grader)  # grades while decoding goes on
         while waiting or active:
             while waiting and len(active) < self.s.batch_size:
                 active.append(_State(waiting.popleft(), time.perf_counter()))
@@ -174,13 +177,18 @@ class Decoder:
                 on_step(StepSummary.of(self.stats.steps, outcomes))
             still: list[_State] = []
             for state, outcome in zip(active, outcomes):
-                result = self._apply(state, outcome)
-                if result is None:
+                finished = self._apply(state, outcome)
+                if finished is None:
                     still.append(state)
                 else:
-                    on_result(result)
+                    self._grade(grading, state, *finished)
+            for result in grading.ready():
+                on_result(result)
             active = still
             self.stats.steps += 1
+        for result in grading.ready(wait=True):
+            on_result(result)
+        grading.close()  # (on an exception the pool's idle threads end when it is collected)
         return self.stats
 
     # ------------------------------------------------------------------ one step
@@ -291,16 +299,16 @@ class Decoder:
         return out
 
     # ------------------------------------------------------------------ bookkeeping
-    def _apply(self, state: _State, outcome: _Outcome | BaseException) -> ProblemResult | None:
-        """Add the chosen step; return the problem's result if it has finished."""
+    def _apply(self, state: _State, outcome: _Outcome | BaseException) -> tuple[str, str | None] | None:
+        """Add the chosen step; return (stop reason, error) if the problem has finished."""
         if isinstance(outcome, ContextOverflow):
-            return self._result(state, "context_length", error=str(outcome))
+            return "context_length", str(outcome)
         if isinstance(outcome, BaseException):
-            return self._result(state, "error", error=f"{type(outcome).__name__}: {outcome}")
+            return "error", f"{type(outcome).__name__}: {outcome}"
         for role, count in outcome.tokens.items():
             state.tokens[role] += count
         if outcome.sample is None:
-            return self._result(state, "low_reward" if outcome.stop else "no_valid_candidate")
+            return ("low_reward" if outcome.stop else "no_valid_candidate"), None
         sample = outcome.sample
         state.steps.append(
             StepRecord(
@@ -308,16 +316,21 @@ class Decoder:
                 outcome.ess, outcome.log_ratio,
             )
         )
-        if "\\boxed{" in sample.text:
-            return self._result(state, "answer")
+        if getattr(self.grader, "ends_solution", contains_box)(sample.text):  # the data set's stop rule
+            return "answer", None
         if sample.finish == "eos":
-            return self._result(state, "eos")
+            return "eos", None
         if len(state.steps) >= self.s.max_steps:
-            return self._result(state, "max_steps")
+            return "max_steps", None
         return None
 
-    def _result(self, state: _State, stop_reason: str, error: str | None = None) -> ProblemResult:
-        grade = self.grader("".join(state.texts), state.problem)
+    def _grade(self, grading: GradingQueue, state: _State, stop_reason: str, error: str | None) -> None:
+        latency = time.perf_counter() - state.started
+        grading.submit("".join(state.texts), state.problem,
+                       lambda grade: self._result(state, stop_reason, grade, latency, error))
+
+    @staticmethod
+    def _result(state: _State, stop_reason: str, grade: Grade, latency: float, error: str | None) -> ProblemResult:
         steps = state.steps
         return ProblemResult(
             problem_id=state.problem.id,
@@ -325,7 +338,7 @@ class Decoder:
             final_reward=steps[-1].reward if steps else float("nan"),
             steps=len(steps),
             accepted_steps=sum(1 for st in steps if st.source == "small" and st.accepted),
-            latency_s=time.perf_counter() - state.started,
+            latency_s=latency,
             tokens_small=state.tokens["small"],
             tokens_big=state.tokens["big"],
             stop_reason=stop_reason,
@@ -333,4 +346,6 @@ class Decoder:
             reference=state.problem.answer,
             steps_detail=[asdict(st) for st in steps],
             error=error,
+            answer_rule=getattr(grade, "rule", None),
+            correct_by=dict(getattr(grade, "also", None) or {}),
         )
