@@ -37,14 +37,14 @@ def check_output_dir(path: Path, key: str = "hydra.run.dir") -> None:
     path = Path(path)
     fix = f"pick another with {key}=..."
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"output directory {path} exists and is a file, not a directory: {fix}")
+        raise ConfigError(f"output directory {path} is not writable: it exists and is a file, not a directory; {fix}")
     base = path
     while not base.exists():
         if base.parent == base:
             break
         base = base.parent
     if not base.is_dir():
-        raise ConfigError(f"output directory {path} is under {base}, which is a file: {fix}")
+        raise ConfigError(f"output directory {path} is not writable: it is under {base}, which is a file; {fix}")
     try:
         fd, probe = tempfile.mkstemp(dir=base, prefix=".gsi-probe-")
         try:

@@ -57,12 +57,13 @@ def plan_jobs(hydra_context: Any, master_config: Any, job_overrides: Sequence[Se
     from omegaconf.errors import OmegaConfBaseException
 
     from gsi.config import ConfigError, validate
-    from gsi.launch.identity import result_config
+    from gsi.launch.identity import identity, identity_diff, result_config
     from gsi.rundir import check_identity, check_output_dir, holder, is_locked
 
     planned: list[PlannedJob] = []
     errors: list[str] = []
     first_in_sweep: dict[Path, int] = {}
+    identities: dict[Path, dict] = {}
     for k, overrides in enumerate(job_overrides):
         num, label = initial_job_idx + k, _label(overrides)
         cfg = hydra_context.config_loader.load_sweep_config(master_config, list(overrides))
@@ -75,6 +76,12 @@ def plan_jobs(hydra_context: Any, master_config: Any, job_overrides: Sequence[Se
             run_dir = (Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)).absolute()
             check_output_dir(run_dir, "hydra.sweep.dir")
             check_identity(run_dir, cfg)
+            mine = identity(cfg)
+            diff = identity_diff(identities[run_dir], mine) if run_dir in identities else []
+            if diff:
+                raise ConfigError(f"it would write {run_dir} as job #{first_in_sweep[run_dir]} does, with another "
+                                  f"configuration ({diff[0]}): keep ${{gsi.run_id:}} in hydra.sweep.subdir")
+            identities.setdefault(run_dir, mine)
         except (ConfigError, OmegaConfBaseException, ValueError) as exc:
             errors.append(f"gsi: config error in job #{num} ({label}): {str(exc).splitlines()[0]}")
             continue
