@@ -24,7 +24,7 @@ from gsi.data import select
 from gsi.grading import get_grader
 from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
-from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text, is_error
+from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text, is_error, read_results
 from gsi.rundir import RunDirError, RunLock, check_identity, check_output_dir
 from gsi.tracking import build_tracker
 from gsi.types import Problem, ProblemResult
@@ -166,7 +166,14 @@ class _Progress:
         self.total = 0
 
     def saved(self) -> int:
-        return len(self.wanted & self.store.finished) if self.store is not None else 0
+        """Rows on disk (a signal can land between a row's write and its bookkeeping)."""
+        if self.store is None:
+            return 0
+        try:
+            on_disk = {row["problem_id"] for row in read_results(self.store.path)}
+        except (OSError, ValueError):
+            on_disk = self.store.finished
+        return len(self.wanted & on_disk)
 
 
 @contextlib.contextmanager

@@ -229,7 +229,7 @@ def test_a_sweep_skips_the_job_another_process_is_running(tmp_path):
         holder.kill()
         holder.wait()
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr and "skipped, being written by pid" in proc.stderr
+    assert "Traceback" not in proc.stderr and "skipped, being written by pid" in proc.stdout + proc.stderr
     assert not (busy / "results.jsonl").exists()
     assert (sweep / run_id(compose("beta=0.5")) / "metrics.json").exists()
 
