@@ -8,12 +8,9 @@ Problems already in ``results.jsonl`` are skipped, so a re-run resumes.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +21,8 @@ from gsi.data import select
 from gsi.grading import get_grader
 from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
-from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text, is_error, read_results
+from gsi.interrupts import Progress, Terminated, sigterm_raises
+from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text, is_error
 from gsi.rundir import RunDirError, RunLock, check_identity, check_output_dir
 from gsi.tracking import build_tracker
 from gsi.types import Problem, ProblemResult
@@ -120,9 +118,9 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     """Run (or resume) one configuration; return its metrics. Every way it can end early is
     one line on stderr and an exit code: 2 a config or run-directory problem, 3 a full disk,
     1 every problem failed, 130 / 143 interrupted (SIGINT / SIGTERM; the same command resumes)."""
-    progress = _Progress()
+    progress = Progress()
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             return _run(cfg, output_dir, progress)
     except RunDirError as exc:
         _fail(f"gsi: {exc}", 2)
@@ -152,53 +150,10 @@ class AllFailed(RuntimeError):
     """Every problem of the run recorded an error: no number to report."""
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the run is so it ends like Ctrl-C (files closed, one line)."""
-
-
-class _Progress:
-    """What an interrupt message reports: the run directory and the problems saved so far."""
-
-    def __init__(self) -> None:
-        self.out: Path | None = None
-        self.store: ResultStore | None = None
-        self.wanted: set[str] = set()
-        self.total = 0
-
-    def saved(self) -> int:
-        """Rows on disk (a signal can land between a row's write and its bookkeeping)."""
-        if self.store is None:
-            return 0
-        try:
-            on_disk = {row["problem_id"] for row in read_results(self.store.path)}
-        except (OSError, ValueError):
-            on_disk = self.store.finished
-        return len(self.wanted & on_disk)
-
-
-@contextlib.contextmanager
-def _sigterm_raises():
-    """Turn SIGTERM into :class:`Terminated` while the run lasts, unless someone (submitit, a
-    caller) handles SIGTERM already or this is not the main thread."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-def _open_run_dir(cfg: DictConfig, out: Path, progress: _Progress) -> ResultStore:
+def _open_run_dir(cfg: DictConfig, out: Path, progress: Progress) -> ResultStore:
     """Checks made, under the lock, before any model loads: the directory holds this
     configuration (or none yet), its results file can be appended to and read."""
     check_identity(out, cfg)
@@ -220,7 +175,7 @@ def _open_run_dir(cfg: DictConfig, out: Path, progress: _Progress) -> ResultStor
     return store
 
 
-def _run(cfg: DictConfig, output_dir: Path | None, progress: _Progress) -> dict:
+def _run(cfg: DictConfig, output_dir: Path | None, progress: Progress) -> dict:
     settings = validate(cfg)
     out = Path(output_dir) if output_dir is not None else _hydra_output_dir()
     progress.out = out
@@ -235,7 +190,7 @@ def _run(cfg: DictConfig, output_dir: Path | None, progress: _Progress) -> dict:
         return _run_locked(cfg, settings, out, store, progress)
 
 
-def _run_locked(cfg: DictConfig, settings, out: Path, store: ResultStore, progress: _Progress) -> dict:
+def _run_locked(cfg: DictConfig, settings, out: Path, store: ResultStore, progress: Progress) -> dict:
     grader = get_grader(cfg.dataset.grader)
     problems = load_problems(cfg)
     wanted = {p.id for p in problems}
