@@ -48,6 +48,9 @@ REQUIRED = tuple(f.name for f in fields(ProblemResult) if f.default is MISSING a
 QUARANTINE_SUFFIX = ".bad"
 
 
+NO_REFERENCE = "no reference answer in the data set"  # the data's fault: the same on every run
+
+
 def is_error(row: dict[str, Any]) -> bool:
     """A row recording a failure (an exception, no reference answer), not an answer."""
     return row.get("error") is not None or row.get("stop_reason") == "error"
@@ -94,7 +97,8 @@ class ResultStore:
 
     Opening it repairs the file for the next append: a last line that is not JSON (torn by a
     kill, with or without its newline) is moved to ``results.jsonl.bad``; with
-    ``retry_errors`` the rows that recorded an error are moved there too, so those problems
+    ``retry_errors`` the rows that recorded an error (other than a problem without a
+    reference answer, which would fail alike) are moved there too, so those problems
     are decoded again. Raises ValueError (line number) for a bad row elsewhere and OSError
     when the file cannot be written, before any model is loaded.
     """
@@ -122,7 +126,7 @@ class ResultStore:
                             self.path, k + 1, self.quarantine.name)
                 moved.append(line)
                 continue
-            if retry_errors and is_error(row):
+            if retry_errors and is_error(row) and row.get("error") != NO_REFERENCE:
                 self.retried.append(row)
                 moved.append(line)
                 continue

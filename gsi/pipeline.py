@@ -3,7 +3,9 @@
 Writes into the run directory (Hydra's output directory by default):
 ``results.jsonl`` (a line per finished problem, flushed as it finishes),
 ``metrics.json`` (atomically, at the end) and ``config.yaml`` (the resolved config).
-Problems already in ``results.jsonl`` are skipped, so a re-run resumes.
+Problems already in ``results.jsonl`` are skipped, so a re-run resumes. Before any model
+loads, the run directory is checked (:mod:`gsi.rundir`): writable, holding this
+configuration or none, and locked for this run alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from gsi.grading import get_grader
 from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
 from gsi.interrupts import Progress, Terminated, sigterm_raises
-from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text, is_error
+from gsi.outputs import NO_REFERENCE, ResultStore, atomic_write_json, atomic_write_text, is_error
 from gsi.rundir import RunDirError, RunLock, check_identity, check_output_dir
 from gsi.tracking import build_tracker
 from gsi.types import Problem, ProblemResult
@@ -272,7 +274,7 @@ def _no_reference(problem: Problem) -> ProblemResult:
     return ProblemResult(
         problem_id=problem.id, correct=False, final_reward=float("nan"), steps=0, accepted_steps=0,
         latency_s=0.0, tokens_small=0, tokens_big=0, stop_reason="error", answer=None, reference="",
-        error="no reference answer in the data set",
+        error=NO_REFERENCE,
     )
 
 
