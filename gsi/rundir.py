@@ -96,8 +96,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunDirError(f"{self.path.parent} is being written by another run ({holder(self.path.parent)}): "
-                              "wait for it to end or stop it; two writers would decode every problem twice") from None
+            raise busy(self.path.parent) from None
         os.ftruncate(fd, 0)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
@@ -108,6 +107,12 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = None
+
+
+def busy(run_dir: Path) -> RunDirError:
+    """The refusal for a directory another live process holds."""
+    return RunDirError(f"{run_dir} is being written by another run ({holder(run_dir)}): "
+                       "wait for it to end or stop it; two writers would decode every problem twice")
 
 
 def holder(run_dir: Path) -> str:

@@ -160,6 +160,19 @@ def test_the_same_config_from_another_checkout_gets_the_same_directory(tmp_path)
     assert identity(compose())["model.small.path"] == "gsi:toy/assets/small"
 
 
+@pytest.mark.e2e
+def test_run_py_refuses_another_config_before_hydra_rewrites_the_dir(tmp_path):
+    out = tmp_path / "run"
+    first = run_py(*ARGS, f"hydra.run.dir={out}")
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in [out / "results.jsonl", out / "config.yaml", out / ".hydra" / "overrides.yaml"]}
+    proc = run_py(*ARGS, "method=small", f"hydra.run.dir={out}")
+    assert proc.returncode == 2
+    assert "holds a run of another configuration: method.name" in one_line(proc.stderr)
+    assert before == {p.name: p.read_bytes() for p in [out / "results.jsonl", out / "config.yaml",
+                                                        out / ".hydra" / "overrides.yaml"]}
+
+
 # ------------------------------------------------------------------ 2. one writer
 def _hold_lock(where: Path) -> subprocess.Popen:
     """A second, real process that holds ``where``'s run lock until killed."""
