@@ -290,6 +290,23 @@ def test_a_run_whose_every_problem_errored_exits_nonzero_with_the_first_error(ca
     assert (run_dir / "results.jsonl").read_bytes() == before
 
 
+@pytest.mark.e2e
+def test_a_failed_job_does_not_stop_the_basic_sweep(tmp_path, finished):
+    from gsi.launch.identity import run_id
+
+    sweep = tmp_path / "sweep"
+    failed = sweep / run_id(compose())
+    shutil.copytree(finished, failed)
+    _with_errors(failed, slice(None))
+    before = (failed / "results.jsonl").read_bytes()
+    proc = run_py("-m", *ARGS, f"hydra.sweep.dir={sweep}", "retry_errors=false", "beta=20,2")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "all 6 problems failed" in proc.stderr
+    assert last_line(proc.stderr).startswith("gsi: 1 of 2 jobs did not finish (#0)")
+    assert (sweep / run_id(compose("beta=2")) / "metrics.json").exists()
+    assert (failed / "results.jsonl").read_bytes() == before
+
+
 # ------------------------------------------------------------------ 5. what Hydra trips on
 @pytest.mark.e2e
 @pytest.mark.parametrize("case", ["file", "under_a_file", "unwritable", "no_space"])
