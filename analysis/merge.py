@@ -128,8 +128,11 @@ def merge_group(shards: list[Shard], out: Path | None = None) -> tuple[Path, dic
         if m is None:
             raise MergeError(f"{s.path}: shard {s.index} has not finished (no metrics.json); relaunch it first")
         metrics_in.append(m)
-    united, _ = merge_rows([(s.path.name, s.index, list(read_results(s.path / "results.jsonl"))) for s in shards],
-                           count, strict=True)
+    try:
+        parts = [(s.path.name, s.index, list(read_results(s.path / "results.jsonl"))) for s in shards]
+    except (OSError, ValueError) as exc:
+        raise MergeError(str(exc)) from None
+    united, _ = merge_rows(parts, count, strict=True)
     rows = {row["problem_id"]: row for row in united}
 
     cfg = OmegaConf.merge(shards[0].cfg, {"shard": {"index": 0, "count": 1}})

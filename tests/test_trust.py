@@ -523,3 +523,18 @@ def test_one_shard_merge_strict_refuses_what_tolerant_lists():
         merge_rows([("a", 0, part0), ("c", 2, part2)], 3, strict=True)
     with pytest.raises(MergeError, match="belongs to shard"):
         merge_rows([("a", 0, part2), ("b", 1, []), ("c", 2, part0)], 3, strict=True)
+
+
+def test_merging_a_shard_with_a_bad_row_refuses_with_its_line_number(tmp_path, capsys):
+    from analysis.merge import main as merge_main
+
+    sweep = tmp_path / "sweep"
+    for index in (0, 1):
+        run(compose("shard.count=2", f"shard.index={index}"), sweep / f"s{index}")
+    lines = (sweep / "s1" / "results.jsonl").read_text().splitlines(keepends=True)
+    (sweep / "s1" / "results.jsonl").write_text("".join([lines[0], "garbage\n", *lines[1:]]))
+    capsys.readouterr()
+    assert merge_main([str(sweep / "s0"), str(sweep / "s1"), "-o", str(tmp_path / "merged")]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("analysis.merge: refusing:") and "results.jsonl:2: not a JSON line" in line
+    assert not (tmp_path / "merged" / "results.jsonl").exists()
