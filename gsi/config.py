@@ -285,6 +285,7 @@ class Config:
     seed: int = 0
     shard: ShardConfig = field(default_factory=ShardConfig)
     progress: bool = True
+    retry_errors: bool = True  # rerun problems whose rows record an error (#15)
 
 
 def register_configs() -> None:
