@@ -122,3 +122,16 @@ def test_prm_scores_identical_inputs_once(prm):
         hook.remove()
     assert widths[0] == widths[1]  # four copies cost what one does
     np.testing.assert_allclose(same[0], np.repeat(one[0], 4))
+
+
+def test_prm_shared_head_tokenizes_like_the_whole_input(prm):
+    from gsi.rewards.prm_packed import encode_group
+    from gsi.toy.task import generate_problems
+    from gsi.toy.train_prm import wrong_steps
+
+    for p in generate_problems(5, seed=4, heldout=True):
+        ref = p.solution_steps()
+        for depth in range(len(ref)):
+            cands = [ref[depth], *wrong_steps(p, depth)[:5], " 12 ", "x<extra_0>y"]
+            got = encode_group(prm, p.prompt, ref[:depth], cands)
+            assert got == [prm.encode(p.prompt, ref[:depth] + [c]) for c in cands]

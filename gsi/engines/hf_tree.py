@@ -119,18 +119,21 @@ def tree_forward(
                      [e for _, _, e in hits], starts, known)
 
 
-def store_prefixes(prefix_cache: PrefixCache | None, prefixes: Sequence[Sequence[int]], batch: TreeBatch,
-                   extras: Sequence[Any] | None = None) -> None:
-    """Keep each row's prefix KV (and ``extras[b]``: per-token outputs of the whole prefix)."""
-    if prefix_cache is None or prefix_cache.max_entries <= 0:
-        return
+def prefix_items(prefixes: Sequence[Sequence[int]], batch: TreeBatch, extras: Sequence[Any] | None = None) -> list:
+    """``(ids, kv, extra)`` of each row's prefix, for :meth:`PrefixCache.store_all`
+    (``extras[b]``: per-token outputs of the whole prefix)."""
     items = []
     for b, prefix in enumerate(prefixes):
         keep = batch.key_valid[b]
-        kv = [(layer.keys[b][:, keep[: layer.keys.shape[2]]], layer.values[b][:, keep[: layer.keys.shape[2]]])
-              for layer in batch.cache.layers]
+        kv = [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in batch.cache.layers]
         items.append((prefix, kv, None if extras is None else extras[b]))
-    prefix_cache.store_all(items)
+    return items
+
+
+def store_prefixes(prefix_cache: PrefixCache | None, prefixes: Sequence[Sequence[int]], batch: TreeBatch) -> None:
+    """Keep each row's prefix KV for the next call (all rows of one call together)."""
+    if prefix_cache is not None and prefix_cache.max_entries > 0:
+        prefix_cache.store_all(prefix_items(prefixes, batch))
 
 
 def token_logprobs(lm_head, hidden, targets, law, chunk: int = 1024):

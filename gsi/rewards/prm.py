@@ -62,8 +62,11 @@ class _QwenPRMBase:
     def encode(self, question: str, steps: Sequence[str]) -> list[int] | None:
         """Token ids of one partial solution, or None if it cannot be judged."""
         text = render_qwen_prm(self.tokenizer, question, steps, self.system_prompt)
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if ids.count(self.step_tag_id) != len(steps):
+        return self.checked(self.tokenizer.encode(text, add_special_tokens=False), len(steps))
+
+    def checked(self, ids: list[int], steps: int) -> list[int] | None:
+        """``ids`` if they can be judged: one tag per step, within ``max_length``."""
+        if ids.count(self.step_tag_id) != steps:
             return None
         if self.max_length is not None and len(ids) > self.max_length:
             log.warning("PRM input of %d tokens exceeds max_length=%d: scored NaN", len(ids), self.max_length)
