@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import sys
 import time
@@ -64,7 +63,7 @@ def _clear(*models) -> None:
             cache.clear()
 
 
-def scaling_records(prefix_tokens=(30, 400), problems: int = 16, candidates: int = 16, repeats: int = 3) -> list[dict]:
+def scaling_records(prefix_tokens=(30, 400), problems: int = 16, candidates: int = 16, repeats: int = 5) -> list[dict]:
     """``{"backend", "role", "prefix_tokens", "candidates", "problems", "seconds"}`` per
     role and prefix length: the fastest of ``repeats`` tries."""
     from gsi.types import SamplingParams
@@ -112,13 +111,19 @@ def peak_memory_mb(prefix_tokens: int, problems: int = 64, candidates: int = 16)
     cands = small.sample(prefixes, candidates, list(range(problems)), params)
     big.score(prefixes[:1], cands[:1], params)
     _clear(big)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    big.score(prefixes, cands, params)
-    added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    from analysis.benchmark import PeakRSS
+
+    with PeakRSS() as peak:
+        before = peak.peak_kb
+        big.score(prefixes, cands, params)
+    added = peak.peak_kb - before
     width = max(len(big._encode_step(s)) for g in cands for s in g)
+    config = big.model.config
+    kv_token = 2 * config.num_hidden_layers * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads) * 4
     return {"backend": "transformers", "role": "score", "problems": problems, "candidates": candidates,
             "prefix_tokens": round(float(np.mean([len(big.tokenizer.encode(p)) for p in prefixes]))),
-            "step_tokens": width, "peak_added_mb": round(added / 1024, 1)}
+            "step_tokens": width, "peak_added_mb": round(added / 1024, 1),
+            "kv_bytes_per_token": kv_token}
 
 
 def main(argv: list[str] | None = None) -> None:
