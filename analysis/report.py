@@ -239,9 +239,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="sweep or run directories")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first PATH>/report)")
+    parser.add_argument("--table", choices=("full", "paper"), default="full",
+                        help="paper: accuracy per data set x method and latency vs soft_bon_big (analysis.paper_table)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     out = args.out or args.paths[0] / "report"
+    if args.table == "paper":
+        from analysis.paper_table import TableError, write
+
+        try:
+            _, md = write(args.paths, out)
+        except TableError as exc:
+            print(f"analysis.report: {exc}", file=sys.stderr)
+            return 2
+        print(md + f"-> {out}/paper_table.md, {out}/paper_table.tex")
+        return 0
     try:
         report = build_report(args.paths, out)
     except FileNotFoundError as exc:

@@ -3,7 +3,8 @@
 Each step makes at most one batched call of each kind for all active problems:
 proposer sampling, reward of the candidates, big-model scoring of the candidates (only
 where the method needs it), and for the rejected problems big-model sampling plus its
-reward. Problems leave the batch when they finish and waiting problems take their
+reward (and, for ``gsi_consistent``'s fallback, the small model's scores of those
+samples). Problems leave the batch when they finish and waiting problems take their
 places. All randomness of a problem comes from streams keyed by (seed, problem id,
 step, purpose), so a problem's result does not depend on its batch or shard.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
 from gsi.grading import Grader
-from gsi.methods import FALLBACK, Choice, StepScores
+from gsi.methods import Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
 from gsi.types import Problem, ProblemResult, Source, StepRecord, StepSample
@@ -109,6 +110,7 @@ class _Outcome:
     tokens: dict[str, int]
     ess: float | None = None  # importance diagnostics of the proposal (methods with both log-probs)
     log_ratio: float | None = None
+    stop: bool = False  # every candidate's reward below stop_below: the solution ends
 
 
 def _dedup(samples: list[list[StepSample]]) -> tuple[list[list[StepSample]], list[np.ndarray]]:
@@ -205,12 +207,15 @@ class Decoder:
         previous = [st.texts for st in batch]
         return self.stats.timed("reward", self.reward.score, questions, previous, candidates)
 
-    def _score_big(self, batch: Sequence[_State], samples: list[list[StepSample]]) -> list[np.ndarray]:
-        """log pi_B of every candidate; identical candidates of a problem are scored once."""
-        big = self.models["big"]
-        assert big is not None
+    def _score_big(
+        self, batch: Sequence[_State], samples: list[list[StepSample]], role: Source = "big"
+    ) -> list[np.ndarray]:
+        """log pi_B (or log pi_``role``) of every candidate, timed under that model;
+        identical candidates of a problem are scored once."""
+        model = self.models[role]
+        assert model is not None, f"method needs the {role} model"
         unique, inverse = _dedup(samples)
-        scored = self.stats.timed("big", big.score, [st.prefix for st in batch], unique, self.s.sampling)
+        scored = self.stats.timed(role, model.score, [st.prefix for st in batch], unique, self.s.sampling)
         return [values[inv] for values, inv in zip(scored, inverse)]
 
     def _rng(self, state: _State, purpose: int) -> np.random.Generator:
@@ -248,23 +253,28 @@ class Decoder:
         return [replace(o, ess=ess, log_ratio=lr) for o, (ess, lr) in zip(outcomes, diagnostics)]
 
     def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
-        """soft_bon(pi_B, n_B) for the problems whose proposal was rejected."""
-        rejected = [k for k, c in enumerate(choices) if not c.accepted]
+        """The method's fallback (soft_bon(pi_B, n_B), or gsi_consistent's restricted one,
+        which also needs pi_S's scores of the big candidates) for the rejected problems
+        that did not stop at the reward floor."""
+        rejected = [k for k, c in enumerate(choices) if not c.accepted and not c.stop]
         if not rejected:
             return {}
         sub = [batch[k] for k in rejected]
         samples = self._sample("big", sub, self.s.n_big, FALLBACK_SAMPLE)
         rewards = self._rewards(sub, [[c.text for c in g] for g in samples])
+        fb = self.s.method.fallback
+        small: list = self._score_big(sub, samples, "small") if fb.needs_small_logprobs else [None] * len(sub)
         out = {}
-        for k, st, group, r in zip(rejected, sub, samples, rewards):
-            choice = FALLBACK.choose(StepScores(r), self.s.params, self._rng(st, FALLBACK_CHOOSE))
+        for k, st, group, r, ls in zip(rejected, sub, samples, rewards, small):
+            scores = StepScores(r, np.array([c.logprob for c in group]), None, ls)
+            choice = fb.choose(scores, self.s.params, self._rng(st, FALLBACK_CHOOSE))
             out[k] = (group, choice, r)
         return out
 
     @staticmethod
     def _outcome(group, choice: Choice, rewards, source: Source, accepted: bool, score, tokens) -> _Outcome:
         if choice.index is None:
-            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens)
+            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens, stop=choice.stop)
         reward = float(rewards[choice.index]) if rewards is not None else float("nan")
         return _Outcome(group[choice.index], reward, source, accepted, len(group), score, tokens)
 
@@ -290,7 +300,7 @@ class Decoder:
         for role, count in outcome.tokens.items():
             state.tokens[role] += count
         if outcome.sample is None:
-            return self._result(state, "no_valid_candidate")
+            return self._result(state, "low_reward" if outcome.stop else "no_valid_candidate")
         sample = outcome.sample
         state.steps.append(
             StepRecord(
