@@ -141,6 +141,7 @@ class QwenPRMConfig(RewardConfig):
     batch_size: int = 64
     max_length: Optional[int] = None
     num_threads: Optional[int] = None
+    prefix_cache: int = 512  # partial solutions whose KV is kept for the next step (0 = off)
 
 
 @dataclass
