@@ -19,16 +19,14 @@ PACKAGES = ("gsi", "analysis")
 # conf/ themselves (like run.py). Everything else gets ConfigError from gsi.errors and its
 # records from gsi.types.
 CONFIG_IMPORTERS = ("gsi.pipeline", "gsi.cli", "gsi.config", "gsi.launch")
-ENTRY_POINTS = ("analysis.benchmark",)  # composes conf/ and runs cases, as run.py does
+# scripts that compose conf/ (or find the toy models) and run cases, as run.py does
+ENTRY_POINTS = ("analysis.benchmark", "analysis.reference_effects", "analysis.hf_scaling")
 # The output side of the loop never reaches back into it.
 DOWNSTREAM_OF_LOOP = ("gsi.metrics", "gsi.tracking", "gsi.outputs")
 LOOP_NAMES = {"Decoder"}  # what may be imported from gsi.decoding: the loop, not a record
-# Private names the rewards still import from other packages (the shared torch/vLLM
-# plumbing of #14 item 2 replaces them); this list may only shrink.
-KNOWN_PRIVATE = {
-    ("gsi.rewards.prm", "gsi.backends.hf", "_resolve_device"),
-    ("gsi.rewards.step_tag_lm", "gsi.backends.hf", "_resolve_device"),
-}
+# Private names the rewards may import from other packages: none (the shared torch/vLLM
+# plumbing, gsi.engines, has public names).
+KNOWN_PRIVATE: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)
