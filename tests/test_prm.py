@@ -27,7 +27,7 @@ def hf_prm():
 
 def batch_inputs():
     """Several problems, prefixes of every length, right and wrong candidates."""
-    from gsi.toy.train_prm import wrong_steps
+    from gsi.toy.prm_data import wrong_steps
 
     questions, previous, candidates = [], [], []
     for k, p in enumerate(generate_problems(6, seed=3, heldout=True)):
@@ -110,7 +110,7 @@ def test_a_step_containing_the_tag_scores_nan(hf_prm):
 
 
 def test_trained_prm_ranks_right_steps_above_wrong_ones_on_heldout_problems(hf_prm):
-    from gsi.toy.train_prm import heldout_auc
+    from gsi.toy.evaluate import heldout_auc
 
     result = heldout_auc(hf_prm, count=100, seed=99)
     print("held-out", result)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gsi.config import ASSETS
-from gsi.rewards.toy import ToyVerifier
+from gsi.toy.verifier import ToyVerifier
 from gsi.toy.task import (
     MAX_VALUE,
     generate_problems,
