@@ -55,10 +55,10 @@ def continue_after(p: ToyProblem, wrong: str, index: int) -> str | None:
     may not: ``7-5=a7``)."""
     if index + 1 >= len(p.ops) or "boxed" in wrong:
         return None
-    result = wrong.strip().split("=")[-1]
-    if "=" not in wrong or not result.lstrip("-").isdigit():
+    try:
+        value = int(wrong.strip().split("=")[1])
+    except (IndexError, ValueError):
         return None
-    value = int(result)
     op, b = p.ops[index + 1], p.operands[index + 2]
     return f"{value}{op}{b}={apply(value, op, b)}{STEP_SEPARATOR}"
 
