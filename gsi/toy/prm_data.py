@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from gsi.backends.law import STEP_SEPARATOR
+from gsi.engines.hf import load, pad, pad_with_mask
 from gsi.rewards.prm_format import QWEN_STEP_TAG, qwen_prm_messages
-from gsi.toy.batching import pad_right
 from gsi.toy.task import OPS, ToyProblem, apply, is_heldout, sample_problem
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -66,12 +66,9 @@ def continue_after(p: ToyProblem, wrong: str, index: int) -> str | None:
 def sample_small_steps(problems: Sequence[ToyProblem], seed: int) -> list[tuple[ToyProblem, int, str]]:
     """Wrong steps the toy small model makes after a correct prefix, at temperature 1."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = ASSETS / "small"
-    tok = AutoTokenizer.from_pretrained(path)
+    model, tok, _ = load(str(ASSETS / "small"), device="cpu")
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     torch.manual_seed(seed)
     found = []
     for start in range(0, len(problems), 128):
@@ -156,7 +153,8 @@ def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_prob
         ids, lab = encode_example(tok, p, steps, tag_id)
         seqs.append(ids)
         labels.append(lab)
-    return pad_right(seqs, labels, tok.pad_token_id)
+    ids, mask = pad_with_mask(seqs, tok.pad_token_id)
+    return ids, mask, pad(labels, -100)
 
 
 def lm_batch(rng, tok, size: int):
@@ -169,4 +167,5 @@ def lm_batch(rng, tok, size: int):
         ids, lab = encode_example(tok, p, p.solution_steps(), tok.convert_tokens_to_ids(QWEN_STEP_TAG))
         seqs.append(ids)
         labels.append([t if y >= 0 else -100 for t, y in zip(ids, lab)])
-    return pad_right(seqs, labels, tok.pad_token_id)
+    ids, mask = pad_with_mask(seqs, tok.pad_token_id)
+    return ids, mask, pad(labels, -100)

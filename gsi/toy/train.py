@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsi.toy.batching import pad_right
+from gsi.engines.hf import pad, pad_with_mask
 from gsi.toy.fit import fit, machine, optimizer
 from gsi.toy.task import ToyProblem, is_heldout, sample_problem
 from gsi.toy.tokenizer import build_tokenizer, save_tokenizer, vocabulary
@@ -83,7 +83,8 @@ def training_batch(rng: np.random.Generator, tokenizer, size: int):
         answer.append(tokenizer.eos_token_id)
         seqs.append(prompt + answer)
         labels.append([-100] * len(prompt) + answer)
-    return pad_right(seqs, labels, tokenizer.pad_token_id)
+    ids, mask = pad_with_mask(seqs, tokenizer.pad_token_id)
+    return ids, mask, pad(labels, -100)
 
 
 def train(which: str, out: Path, seed: int = 0, steps: int | None = None) -> dict:
