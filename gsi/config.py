@@ -115,7 +115,7 @@ class RewardConfig:
 class ToyVerifierConfig(RewardConfig):
     """The toy task's step verifier; ``noise`` is the std of its (text-keyed) error."""
 
-    _target_: str = "gsi.rewards.toy.ToyVerifier"
+    _target_: str = "gsi.toy.verifier.ToyVerifier"
     name: str = "toy_verifier"
     noise: float = 0.0
 

@@ -39,7 +39,8 @@ def compose():
 def toy_table(p_correct: float):
     """A table LM law for the toy task: the reference next step with ``p_correct``,
     an off-by-one wrong step otherwise (both as whole steps)."""
-    from gsi.toy.task import STEP_SEP, parse_prompt
+    from gsi.backends.law import STEP_SEPARATOR as STEP_SEP
+    from gsi.toy.task import parse_prompt
 
     def table(prefix: str) -> dict[str, float]:
         prompt_end = prefix.index(STEP_SEP) + len(STEP_SEP)

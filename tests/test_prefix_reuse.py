@@ -94,7 +94,7 @@ def prm():
 
 def test_prm_with_cached_prefixes_equals_full_recomputation(prm):
     from gsi.toy.task import generate_problems
-    from gsi.toy.train_prm import wrong_steps
+    from gsi.toy.prm_data import wrong_steps
 
     problems = generate_problems(4, seed=8, heldout=True)
     prm.prefix_cache.clear()
@@ -127,7 +127,7 @@ def test_prm_scores_identical_inputs_once(prm):
 def test_prm_shared_head_tokenizes_like_the_whole_input(prm):
     from gsi.rewards.prm_packed import encode_group
     from gsi.toy.task import generate_problems
-    from gsi.toy.train_prm import wrong_steps
+    from gsi.toy.prm_data import wrong_steps
 
     for p in generate_problems(5, seed=4, heldout=True):
         ref = p.solution_steps()

@@ -27,7 +27,7 @@ def hf_prm():
 
 def batch_inputs():
     """Several problems, prefixes of every length, right and wrong candidates."""
-    from gsi.toy.train_prm import wrong_steps
+    from gsi.toy.prm_data import wrong_steps
 
     questions, previous, candidates = [], [], []
     for k, p in enumerate(generate_problems(6, seed=3, heldout=True)):
@@ -110,7 +110,7 @@ def test_a_step_containing_the_tag_scores_nan(hf_prm):
 
 
 def test_trained_prm_ranks_right_steps_above_wrong_ones_on_heldout_problems(hf_prm):
-    from gsi.toy.train_prm import heldout_auc
+    from gsi.toy.evaluate import heldout_auc
 
     result = heldout_auc(hf_prm, count=100, seed=99)
     print("held-out", result)
@@ -235,10 +235,12 @@ def test_vllm_pooling_prm_agrees_with_transformers(compose, hf_prm):
 @pytest.mark.slow
 def test_training_script_reproduces_the_committed_prm(tmp_path):
     """Bit for bit on the CPU kind and torch version recorded in train_meta.json; on
-    another CPU, retraining must reach the committed PRM's held-out AUC (within 0.05)."""
+    another CPU, retraining must reach the quality band measured over seeds
+    (``python -m gsi.toy.quality_band``, recorded as ``retrain_band``)."""
     from safetensors.torch import load_file
 
     from gsi.toy.fit import machine
+    from gsi.toy.quality_band import passes
     from gsi.toy.train_prm import train
 
     meta = json.loads((PRM / "train_meta.json").read_text())
@@ -252,4 +254,19 @@ def test_training_script_reproduces_the_committed_prm(tmp_path):
         worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
         assert worst == 0.0, f"retrained PRM differs from the committed weights by up to {worst}"
     else:
-        assert fresh_meta["heldout"]["auc"] >= meta["heldout"]["auc"] - 0.05
+        band = meta["retrain_band"]
+        assert passes("prm", fresh_meta["heldout"]["auc"], band), (fresh_meta["heldout"], band)
+
+
+def test_the_retraining_bands_were_measured_over_seeds_and_hold_the_committed_weights():
+    """The PRM's and the small LM's bands come from seeds 0 (committed), 1 and 2; the big
+    LM's from seed 0 alone so far (its seeds 1-2 did not fit the CPU time of the session
+    that measured the bands), which makes its band the earlier rule, 1.25 x NLL + 0.01."""
+    from gsi.toy.quality_band import band_of, passes
+
+    for which, seeds in (("prm", 3), ("small", 3), ("big", 1)):
+        band = json.loads((ASSETS / which / "train_meta.json").read_text())["retrain_band"]
+        values = {int(s): v for s, v in band["seeds"].items()}
+        assert len(values) >= seeds and 0 in values, which
+        assert band_of(which, values)["bound"] == band["bound"], which
+        assert all(passes(which, v, band) for v in values.values()), which

@@ -122,7 +122,7 @@ def test_step_summaries_add_up_to_the_results(compose):
     from gsi.data import ToyArithmetic
     from gsi.decoding import Decoder
     from gsi.grading import get_grader
-    from gsi.rewards.toy import ToyVerifier
+    from gsi.toy.verifier import ToyVerifier
     from tests.conftest import toy_table
 
     problems = ToyArithmetic(num_problems=10, seed=3).load()

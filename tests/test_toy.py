@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gsi.config import ASSETS
-from gsi.rewards.toy import ToyVerifier
+from gsi.toy.verifier import ToyVerifier
 from gsi.toy.task import (
     MAX_VALUE,
     generate_problems,
@@ -88,35 +88,18 @@ def test_training_is_deterministic(tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def heldout_nll(path, count: int = 200) -> float:
-    """Mean per-token negative log-likelihood of the reference solutions of held-out
-    problems (prompt tokens excluded) under the model at ``path``."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
-    total, tokens = 0.0, 0
-    with torch.inference_mode():
-        for p in generate_problems(count, 4321, True, 2, 3):
-            prompt = tok.encode(p.prompt)
-            ids = prompt + tok.encode("".join(p.solution_steps()), add_special_tokens=False) + [tok.eos_token_id]
-            labels = [-100] * len(prompt) + ids[len(prompt):]
-            out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-            n = len(ids) - len(prompt)
-            total, tokens = total + float(out.loss) * n, tokens + n
-    return total / tokens
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["small", "big"])
 def test_training_script_reproduces_the_committed_weights(tmp_path, which):
     """Bit for bit on the CPU kind and torch version the weights were trained on (recorded
     in train_meta.json); on another CPU the kernels round differently from the first step,
-    so the check is that retraining reaches the committed model's held-out likelihood."""
+    so the check is that retraining reaches the held-out likelihood band measured over
+    seeds (``python -m gsi.toy.quality_band``, recorded as ``retrain_band``)."""
     from safetensors.torch import load_file
 
+    from gsi.toy.evaluate import heldout_nll
     from gsi.toy.fit import machine
+    from gsi.toy.quality_band import passes
     from gsi.toy.train import train
 
     train(which, tmp_path, seed=0)
@@ -128,5 +111,5 @@ def test_training_script_reproduces_the_committed_weights(tmp_path, which):
         worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
         assert worst == 0.0, f"retrained {which} differs from the committed weights by up to {worst}"
     else:
-        ours, theirs = heldout_nll(tmp_path / which), heldout_nll(ASSETS / which)
-        assert ours <= 1.25 * theirs + 0.01, f"retrained {which}: held-out NLL {ours:.4f} vs committed {theirs:.4f}"
+        ours, band = heldout_nll(tmp_path / which), meta["retrain_band"]
+        assert passes(which, ours, band), f"retrained {which}: held-out NLL {ours:.4f}, band {band}"

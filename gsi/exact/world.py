@@ -16,11 +16,11 @@ from typing import Sequence
 
 import numpy as np
 
+from gsi.backends.law import STEP_SEPARATOR as SEP
 from gsi.backends.table import TableLM, step_law
 from gsi.rewards.table import TableReward
 from gsi.types import SamplingParams
 
-SEP = "\n\n"
 Path = tuple[int, ...]
 
 

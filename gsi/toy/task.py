@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gsi.backends.law import STEP_SEPARATOR
+
 OPS = ("+", "-", "*")
 MAX_VALUE = 99
 PROMPT_TEMPLATE = "Compute {expr} from left to right.\n\n"
-STEP_SEP = "\n\n"
 
 _EXPR_RE = re.compile(r"Compute ([0-9+\-*]+) from left to right\.")
 _STEP_RE = re.compile(r"^(-?\d+)([+\-*])(\d+)=(-?\d+)$")
@@ -69,7 +70,7 @@ class ToyProblem:
         """The reference steps, each ending with the blank-line separator except the last."""
         vals = self.values()
         steps = [
-            f"{vals[i]}{op}{b}={vals[i + 1]}{STEP_SEP}"
+            f"{vals[i]}{op}{b}={vals[i + 1]}{STEP_SEPARATOR}"
             for i, (op, b) in enumerate(zip(self.ops, self.operands[1:]))
         ]
         return steps + [f"\\boxed{{{vals[-1]}}}"]

@@ -11,14 +11,15 @@ import json
 import string
 from pathlib import Path
 
+from gsi.backends.law import STEP_SEPARATOR
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
-STEP_TOKEN = "\n\n"
 BOXED_TOKEN = "\\boxed{"
 _CHARS = string.digits + "+-*=(){}.,:;?! " + string.ascii_lowercase + string.ascii_uppercase + "\\"
 
 
 def vocabulary() -> dict[str, int]:
-    tokens = [PAD, BOS, EOS, UNK, STEP_TOKEN, BOXED_TOKEN, *_CHARS]
+    tokens = [PAD, BOS, EOS, UNK, STEP_SEPARATOR, BOXED_TOKEN, *_CHARS]
     return {tok: i for i, tok in enumerate(tokens)}
 
 

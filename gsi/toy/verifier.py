@@ -1,4 +1,8 @@
-"""The toy world's programmatic step verifier, a process reward in [0, 1]."""
+"""The toy world's programmatic step verifier, a process reward in [0, 1].
+
+It lives beside the toy world (not under :mod:`gsi.rewards`) so the reward package
+knows nothing of the toy task; it is used as ``reward=toy_verifier``
+(``_target_: gsi.toy.verifier.ToyVerifier``)."""
 
 from __future__ import annotations
 
