@@ -6,7 +6,7 @@ stopped at the second. This one composes and validates every job first (the same
 before the first runs, with one line per bad job and exit code 2; a job whose run directory
 another process is writing is skipped as "running". A job that ends with an exit code (every
 problem failed, a full disk) does not stop the jobs after it: the sweep ends with one line
-counting them and the first such code. It is the default (``conf/config.yaml``).
+counting them and the first such code. It is the default: it is stored as Hydra's ``basic`` launcher (below).
 """
 
 import logging
@@ -54,4 +54,7 @@ class GsiBasicLauncherConf:
     _target_: str = "hydra_plugins.gsi_launcher.basic_launcher.GsiBasicLauncher"
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="gsi_basic", node=GsiBasicLauncherConf, provider="gsi")
+# Under Hydra's own default name too (stored after Hydra's core plugins, so it replaces theirs):
+# an `override hydra/launcher` in config.yaml would outrank every experiment's launcher choice.
+for _name in ("basic", "gsi_basic"):
+    ConfigStore.instance().store(group="hydra/launcher", name=_name, node=GsiBasicLauncherConf, provider="gsi")
