@@ -72,6 +72,7 @@ class VLLMBackendConfig(VLLMEngineConfig):
     path: str = MISSING
     name: str = ""
     enable_prefix_caching: bool = True
+    read_prefix_cache: bool = True  # scoring reuses cached prefix KV (exact: see vllm_backend)
     per_problem_seeds: bool = True
     score_topk: Optional[int] = None
 
