@@ -60,7 +60,7 @@ def test_scoring_that_reads_the_prefix_cache_equals_scoring_without_it(big, temp
         finite = np.isfinite(b)
         assert np.abs(a[finite] - b[finite]).max(initial=0.0) <= TOL
     assert done["requests"] == 2 * 6 * len(prompts)
-    assert 0 < done["rescored"] < done["requests"]
+    assert 0 < done["rescored"] < done["requests"] and done["cached_tokens"] > 0
 
 
 def test_sampled_logprobs_equal_cached_scores(big):
@@ -71,3 +71,50 @@ def test_sampled_logprobs_equal_cached_scores(big):
     steps = big.sample(prompts, 4, list(range(len(prompts))), params)
     drawn = np.array([[s.logprob for s in g] for g in steps])
     assert np.abs(np.array(big.score(prompts, steps, params)) - drawn).max() <= 1e-4
+
+
+# ------------------------------------------------------------------ PRM
+def prm_inputs():
+    """Problems with long prefixes (questions carrying solved examples) and right and
+    wrong candidates, so the partial solutions of a problem share many KV blocks."""
+    from gsi.toy.task import generate_problems
+    from gsi.toy.train_prm import wrong_steps
+
+    questions, previous, candidates = [], [], []
+    for k, p in enumerate(generate_problems(8, seed=5, heldout=True)):
+        ref = p.solution_steps()
+        i = k % len(ref)
+        solved = generate_problems(1 + k % 3, 40 + k, True, 2, 3)
+        questions.append("".join(q.prompt + "".join(q.solution_steps()) for q in solved) + p.prompt)
+        previous.append(ref[:i])
+        candidates.append([ref[i], *wrong_steps(p, i)[:5], ref[i]])
+    return questions, previous, candidates
+
+
+@pytest.fixture(scope="module")
+def prms():
+    """(prefix-caching PRM, STEP-pooling PRM) on the toy PRM's weights."""
+    from gsi.rewards.prm_vllm import VLLMQwenPRM
+
+    kw = dict(dtype="float32", enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.1)
+    return VLLMQwenPRM(toy_model_path("prm"), **kw), VLLMQwenPRM(toy_model_path("prm"), prefix_caching=False, **kw)
+
+
+@pytest.mark.parametrize("aggregation", ["last", "min"])
+def test_prefix_caching_prm_equals_step_pooling(prms, aggregation, monkeypatch):
+    cached, step = prms
+    for prm in prms:
+        monkeypatch.setattr(prm, "aggregation", aggregation)
+    questions, previous, candidates = prm_inputs()
+    before = dict(cached.score_counts)
+    a = np.concatenate(cached.score(questions, previous, candidates))
+    b = np.concatenate(step.score(questions, previous, candidates))
+    assert np.isfinite(b).all() and np.abs(a - b).max() <= TOL
+    assert cached.score_counts["requests"] - before["requests"] == len(a)
+    assert cached.score_counts["cached_tokens"] > before["cached_tokens"]
+    owners = [i for i, cands in enumerate(candidates) for _ in cands]
+    encoded = [cached.encode(questions[i], prev + [c]) for i, prev, cands in
+               zip(range(len(questions)), previous, candidates) for c in cands]
+    assert len(encoded) == len(owners)
+    for x, y in zip(cached.step_probabilities(encoded), step.step_probabilities(encoded)):
+        assert x.shape == y.shape and np.abs(x - y).max() <= TOL

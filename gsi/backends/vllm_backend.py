@@ -78,7 +78,7 @@ class VLLMBackend(TokenizedPrompts):
         # cache hit skipped are left unfilled); the V2 GPU runner only the computed ones.
         self.computed_rows_only = uses_v2_runner(self.llm)
         # scoring requests sent, and of them those re-scored without the cache
-        self.score_counts = {"requests": 0, "rescored": 0}
+        self.score_counts = {"requests": 0, "rescored": 0, "cached_tokens": 0}
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
         self.context_window = self.llm.llm_engine.model_config.max_model_len
@@ -219,6 +219,7 @@ class VLLMBackend(TokenizedPrompts):
         for j, o in zip(todo, outs):
             start, cont = spans[j]
             cached = o.num_cached_tokens if read_cache else 0
+            self.score_counts["cached_tokens"] += cached or 0
             if cached is None or cached >= start:  # no row predicts the continuation's first token
                 redo.append(j)
                 continue
