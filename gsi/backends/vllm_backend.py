@@ -30,7 +30,7 @@ import numpy as np
 
 from gsi.backends.base import TokenizedPrompts
 from gsi.backends.law import STEP_SEPARATOR
-from gsi.backends.vllm_engine import engine_options, start_engine, uses_v2_runner
+from gsi.backends.vllm_engine import device_key, engine_options, start_engine, uses_v2_runner
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class VLLMBackend(TokenizedPrompts):
         )
         role = f"model ({self.name})"
         self.llm, self.releasable = start_engine(options, env, visible_devices, role)
+        self.device_key = device_key(visible_devices)
         self.read_prefix_cache = read_prefix_cache and enable_prefix_caching
         # V1 runners return a prompt log-prob row for every prompt position (rows a
         # cache hit skipped are left unfilled); the V2 GPU runner only the computed ones.

@@ -99,3 +99,13 @@ def uses_v2_runner(llm) -> bool:
     """Whether the engine runs vLLM's V2 model runner (``VLLM_USE_V2_MODEL_RUNNER=1``),
     which returns prompt log-prob rows only for the positions it computed."""
     return bool(getattr(llm.llm_engine.vllm_config, "use_v2_model_runner", False))
+
+
+def device_key(visible_devices: str | None) -> str:
+    """Where an engine computes, for deciding whether two engines' calls can overlap:
+    ``cpu``, ``cuda:<visible devices>``, or ``cuda`` (the process's default GPUs, shared)."""
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        return "cpu"
+    return f"cuda:{visible_devices}" if visible_devices is not None else "cuda"

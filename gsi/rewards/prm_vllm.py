@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gsi.backends.vllm_engine import engine_options, start_engine
+from gsi.backends.vllm_engine import device_key, engine_options, start_engine
 from gsi.rewards.prm import _QwenPRMBase
 from gsi.rewards.prm_format import QWEN_MATH_SYSTEM, QWEN_STEP_TAG, score_candidates
 
@@ -64,6 +64,7 @@ class VLLMQwenPRM(_QwenPRMBase):
             engine_kwargs, runner="pooling", pooler_config=pooler, enable_prefix_caching=prefix_caching,
         )
         self.llm, self.releasable = start_engine(options, env, visible_devices, "reward")
+        self.device_key = device_key(visible_devices)
         self.score_counts = {"requests": 0, "rescored": 0, "cached_tokens": 0}
 
     def step_probabilities(self, token_ids: Sequence[Sequence[int]], last_only: bool = False) -> list[np.ndarray]:
