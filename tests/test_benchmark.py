@@ -8,8 +8,11 @@ from analysis.benchmark import RECORD_KEYS, main
 
 
 def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
-    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path), "--backends", "transformers"])
-    records = json.loads((tmp_path / "benchmark.json").read_text())
+    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path), "--backends", "transformers",
+          "--no-scaling"])
+    written = json.loads((tmp_path / "benchmark.json").read_text())
+    assert written["scaling"] == []
+    records = written["cases"]
     assert [(r["part"], r["method"], r["batch_size"]) for r in records] == [
         ("batching", "gsi", 1),
         ("batching", "gsi", 64),
@@ -22,9 +25,26 @@ def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
         assert r["backend"] == "transformers" and r["num_problems"] == 4 and r["n"] == 4
         assert r["problems_per_s"] > 0 and r["wall_time_s"] > 0 and r["peak_rss_mb"] > 50
         assert 0 <= r["overhead_fraction"] <= 1
+        split = [r[f"step_{k}_s"] for k in ("sample", "reward", "score", "fallback")]
+        assert all(x >= 0 for x in split) and split[0] > 0 and split[1] > 0
+        assert sum(split) * r["loop_steps"] <= r["wall_time_s"] * 1.01
+    assert records[3]["step_fallback_s"] == 0 and records[3]["step_score_s"] == 0  # soft_bon_big
     assert records[3]["acceptance_rate"] == 0.0 and records[4]["acceptance_rate"] == 1.0
     out = capsys.readouterr().out
     assert "batch 64 vs 1 problems/s" in out and "gsi / soft_bon_big" in out
     (step,) = json.loads((tmp_path / "benchmark_step.json").read_text())
     assert step["backend"] == "transformers" and 0 < step["sample_s"] < step["step_s"]
     assert "one step, 32 problems x 16 candidates" in out
+
+
+def test_scaling_records_cover_every_role_at_both_prefix_lengths():
+    from analysis.scaling import growth, measure
+
+    records = measure("transformers", repeats=1)
+    assert {(r["role"], r["variant"]) for r in records} == {("sample", "cached"), ("score", "cached"), ("prm", "cached")}
+    lengths = sorted({r["prefix_tokens"] for r in records})
+    assert len(lengths) == 2 and 20 <= lengths[0] <= 60 and 350 <= lengths[1] <= 450
+    for r in records:
+        assert {"backend", "role", "prefix_tokens", "candidates", "seconds"} <= set(r)
+        assert r["backend"] == "transformers" and r["candidates"] == 256 and r["seconds"] > 0
+    assert len(growth(records)) == 3
