@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from analysis.benchmark import RECORD_KEYS, main
 
 
@@ -48,3 +50,52 @@ def test_scaling_records_cover_every_role_at_both_prefix_lengths():
         assert {"backend", "role", "prefix_tokens", "candidates", "seconds"} <= set(r)
         assert r["backend"] == "transformers" and r["candidates"] == 256 and r["seconds"] > 0
     assert len(growth(records)) == 3
+
+
+def test_gpu_benchmark_without_a_gpu_is_one_line_and_exit_code_2(capsys, monkeypatch):
+    import pytest
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        main(["--gpu"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs a CUDA GPU" in err and "--dry-run" in err
+
+
+def test_gpu_benchmark_writes_paper_shape_configs(tmp_path):
+    import json
+
+    import pytest
+
+    pytest.importorskip("transformers")
+    from analysis.gpu_bench import QWEN_1_5B, QWEN_7B, build, cases
+
+    paths = build(tmp_path, dry_run=True)
+    for role in ("small", "big", "prm"):
+        config = json.loads((paths[role] / "config.json").read_text())
+        assert config["model_type"] == "qwen2" and (paths[role] / "tokenizer.json").exists()
+    assert json.loads((paths["prm"] / "config.json").read_text())["architectures"] == ["Qwen2ForProcessRewardModel"]
+    assert QWEN_7B["hidden_size"] == 3584 and QWEN_1_5B["num_hidden_layers"] == 28
+    planned = cases(paths, dry_run=False)
+    assert [(o[0], o[1]) for _, o in planned] == [
+        ("method=gsi", "batch_size=1"), ("method=gsi", "batch_size=64"),
+        ("method=soft_bon_big", "batch_size=1"), ("method=soft_bon_big", "batch_size=64"),
+    ]
+    assert all("n_small=16" in o and "dtype=bfloat16" in " ".join(o) for _, o in planned)
+    from analysis.benchmark import compose
+    from gsi.config import validate
+
+    cfg = compose(planned[1][1])  # the real conf/ takes every override
+    assert validate(cfg).batch_size == 64 and cfg.reward.path == str(paths["prm"])
+
+
+@pytest.mark.vllm
+def test_gpu_benchmark_dry_run_runs_every_case_on_this_machines_vllm(tmp_path):
+    pytest.importorskip("vllm")
+    records = main(["--gpu", "--dry-run", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "benchmark_gpu.json").read_text())
+    assert written["dry_run"] and [(r["method"], r["batch_size"]) for r in written["cases"]] == [
+        ("gsi", 1), ("gsi", 4), ("soft_bon_big", 1), ("soft_bon_big", 4)]
+    assert all(r["num_problems"] == 4 and r["problems_per_s"] > 0 for r in records)
