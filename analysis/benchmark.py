@@ -210,6 +210,7 @@ def format_table(records: list[dict]) -> str:
             f"{'st_samp':>7} {'st_rew':>7} {'st_score':>8} {'st_fall':>7}")
     lines = [head, "-" * len(head)]
     for r in records:
+        r = {k: float("nan") if v is None else v for k, v in r.items()}  # e.g. no step chosen: no acceptance
         lines.append(
             f"{r['backend']:<12} {r['method']:<15} {r['batch_size']:>5} {r['n']:>3} {r['num_problems']:>5} "
             f"{r['problems_per_s']:>8.2f} {r['latency_mean_s']:>8.3f} {r['latency_p95_s']:>8.3f} "
