@@ -10,8 +10,10 @@ the pi_S-pi_B distance on enumerable worlds (:mod:`gsi.exact`) and writes
   error, 0 where exact), ``expected_reward``, ``target_expected_reward``;
 - ``DIR/exactness.csv`` and ``DIR/exactness.md``: the same rows, in the same order,
   with what identifies them (sweep, instance, level, estimator, replicas,
-  KL(pi_B || pi_S), acceptance rate);
-- ``DIR/tv_vs_n.png``, ``DIR/tv_vs_distance.png``, ``DIR/acceptance_vs_threshold.png``.
+  KL(pi_B || pi_S), acceptance rate, expected big-model tokens per solution, and for
+  ``gsi_no_reject`` / ``gsi_consistent`` / ``soft_bon_big`` the bounds of docs/BOUNDS.md);
+- ``DIR/tv_vs_n.png``, ``DIR/tv_vs_distance.png``, ``DIR/acceptance_vs_threshold.png``,
+  ``DIR/cost_vs_tv.png``, ``DIR/bound_vs_tv.png``.
 
 n is both n_S and n_B. Per-step laws are exact (multinomial enumeration through the
 methods' own code) where the number of count vectors allows, otherwise measured by
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from gsi.exact import bounds
 from gsi.exact import distributions as dist
 from gsi.exact import montecarlo
 from gsi.exact import world as worlds
@@ -59,8 +62,11 @@ EXTRA_KEYS = [
     "noise_floor",
     "kl_big_small",
     "acceptance_rate",
+    "expected_big_tokens",
+    "bound",
+    "explicit_bound",
 ]
-TILTED = ["gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"]
+TILTED = ["gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"]
 
 
 @dataclass(frozen=True)
@@ -78,20 +84,22 @@ class Plan:
     thresholds: tuple[float, ...]
     tree_depth: int
     tree_ns: tuple[int, ...]
+    main_steps: int = 4  # K of the random instances (K = 3: exact at every n)
 
 
 FULL = Plan(
     betas=(1.0, 5.0, 20.0),
     ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-    structured_ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-    exact_max_n=64,
-    replicas=10_000,
+    structured_ns=(1, 2, 4, 8, 16, 64, 256),
+    exact_max_n=16,
+    replicas=5_000,
     seeds=6,
     gaps=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     distance_ns=(16, 64),
     thresholds=(-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5),
-    tree_depth=3,
-    tree_ns=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    tree_depth=2,
+    tree_ns=(1, 4, 16, 64, 256),
+    main_steps=3,
 )
 QUICK = Plan(
     betas=(5.0,),
@@ -134,11 +142,14 @@ def measure(
     if monte_carlo:
         est = montecarlo.decode(world, m, params, n, n, sampling, replicas, seed=seed)
         probs, acceptance = est.probs, est.acceptance_rate
+        big_tokens = est.tokens_big / est.replicas
         tv, tv_se = montecarlo.tv_with_se(est, target, seed=seed)
     else:
         law = dist.method_solution(world, m, params, n, n, sampling)
         probs, acceptance = law.probs, law.acceptance_rate
+        big_tokens = law.expected_big_candidates * len(world.text(0))  # every step text has this length
         tv, tv_se = dist.tv(probs, target), 0.0
+    bounded = m.name in bounds.BOUNDED
     return {
         "method": m.name,
         "n": n,
@@ -157,6 +168,11 @@ def measure(
         "kl_big_small": _finite(dist.kl(big, small)),
         "acceptance_rate": acceptance,
         "noise_floor": montecarlo.noise_floor(target, replicas) if monte_carlo else 0.0,
+        "expected_big_tokens": big_tokens,
+        "bound": bounds.solution_bound(world, m.name, params, n, n, sampling) if bounded else None,
+        "explicit_bound": (
+            bounds.solution_bound(world, m.name, params, n, n, sampling, explicit=True) if bounded else None
+        ),
     }
 
 
@@ -174,7 +190,7 @@ def _ns(world: World, plan: Plan, ns: tuple[int, ...]) -> Iterator[tuple[int, bo
 
 def sweep(plan: Plan) -> Iterator[dict[str, Any]]:
     """Every record of the sweep, in a stable order."""
-    main = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP)
+    main = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP, num_steps=plan.main_steps)
     for beta in plan.betas:  # TV vs n on a random instance, exact then Monte Carlo
         for method in TILTED:
             for n, mc in _ns(main, plan, plan.ns):
@@ -195,11 +211,11 @@ def sweep(plan: Plan) -> Iterator[dict[str, Any]]:
             yield {"sweep": "n", **measure(tree, method, n, 5.0, THRESHOLD)}
     for seed in range(plan.seeds):  # TV vs the pi_S-pi_B distance
         for gap in plan.gaps:
-            world = worlds.random_world(seed=100 + seed, gap=gap)
+            world = worlds.random_world(seed=100 + seed, gap=gap, num_steps=plan.main_steps)
             for method in TILTED:
                 for n in plan.distance_ns:
                     yield {"sweep": "distance", **measure(world, method, n, 5.0, THRESHOLD)}
-    for method in ("gsi", "rsd"):  # acceptance vs threshold
+    for method in ("gsi", "gsi_consistent", "rsd"):  # acceptance vs threshold
         for u in plan.thresholds:
             yield {"sweep": "threshold", **measure(main, method, 16, 5.0, u)}
 

@@ -70,11 +70,16 @@ def entries(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
     return sorted(out, key=key)
 
 
-def table_columns(swept: Sequence[str]) -> list[str]:
+def grader_accuracies(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``accuracy_<grader>`` of the other graders asked for (``dataset.grader=a+b``)."""
+    return sorted({k for r in rows for k in r if k.startswith("accuracy_") and not k.endswith(("_lo", "_hi"))})
+
+
+def table_columns(swept: Sequence[str], also: Sequence[str] = ()) -> list[str]:
     cols = list(swept)
     for m in CI_METRICS:
         cols += [m, f"{m}_lo", f"{m}_hi"]
-    return cols + list(PLAIN_METRICS) + ["missing_shards", "runs"]
+    return cols + list(also) + list(PLAIN_METRICS) + ["missing_shards", "runs"]
 
 
 def comparison(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[dict[str, Any]]:
@@ -149,19 +154,21 @@ def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
 MD_EXTRA = ("latency_p95_s", "tokens_small", "tokens_big", "num_problems", "num_errors")
 
 
-def _result_cells(row: Mapping[str, Any], swept: Sequence[str]) -> list[str]:
+def _result_cells(row: Mapping[str, Any], swept: Sequence[str], also: Sequence[str] = ()) -> list[str]:
     shards = _fmt(row.get("num_shards"))
     if row.get("missing_shards"):
         shards += f" (missing {row['missing_shards']})"
     return [
         *(_fmt(row.get(k)) for k in swept),
         *(_with_ci(row, m) for m in CI_METRICS),
+        *(_fmt(row.get(k)) for k in also),
         *(_fmt(row.get(k)) for k in MD_EXTRA),
         shards,
     ]
 
 
 def markdown(rows, swept, compare, plots: Mapping[str, str | None], bad: Sequence[RunDir], sources) -> str:
+    also = grader_accuracies(rows)
     short = [k.split(".")[0] if k == SERIES else k for k in swept]
     parts = [
         "# Sweep report",
@@ -171,7 +178,7 @@ def markdown(rows, swept, compare, plots: Mapping[str, str | None], bad: Sequenc
         "",
         "## Results",
         "",
-        _md_table([*short, *CI_METRICS, *MD_EXTRA, "shards"], [_result_cells(r, swept) for r in rows]),
+        _md_table([*short, *CI_METRICS, *also, *MD_EXTRA, "shards"], [_result_cells(r, swept, also) for r in rows]),
     ]
     if compare:
         parts += [
@@ -226,7 +233,7 @@ def build_report(paths: Sequence[Path], out: Path) -> dict[str, Any]:
     swept = swept_params(configs) if configs else list(FIRST_PARAMS)
     rows = entries(configs)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.csv", _csv(rows, table_columns(swept)))
+    atomic_write_text(out / "results.csv", _csv(rows, table_columns(swept, grader_accuracies(rows))))
     compare = comparison(rows, swept)
     if compare:
         atomic_write_text(out / "comparison.csv", _csv(compare, list(compare[0])))
@@ -239,9 +246,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="sweep or run directories")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first PATH>/report)")
+    parser.add_argument("--table", choices=("full", "paper"), default="full",
+                        help="paper: accuracy per data set x method and latency vs soft_bon_big (analysis.paper_table)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     out = args.out or args.paths[0] / "report"
+    if args.table == "paper":
+        from analysis.paper_table import TableError, write
+
+        try:
+            _, md = write(args.paths, out)
+        except TableError as exc:
+            print(f"analysis.report: {exc}", file=sys.stderr)
+            return 2
+        print(md + f"-> {out}/paper_table.md, {out}/paper_table.tex")
+        return 0
     try:
         report = build_report(args.paths, out)
     except FileNotFoundError as exc:

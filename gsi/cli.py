@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("model", "reward", "dataset", "method", "tracking", "experiment", "hydra/launcher")
+GROUPS = ("model", "reward", "dataset", "method", "tracking", "experiment", "paper_method", "hydra/launcher")
 
 
 def group_options(group: str, conf: Path = CONF) -> list[str]:

@@ -218,6 +218,7 @@ class HubDatasetConfig:
     fields: FieldsConfig = field(default_factory=FieldsConfig)
     answer_format: str = "plain"  # see gsi.datasets.ANSWER_FORMATS
     grader: str = "math_verify"
+    system_note: Optional[str] = None  # appended to model.prompt.system (chat style), e.g. Minerva's "no units"
     on_bad_bytes: str = "error"  # error | replace
     cache_dir: Optional[str] = None  # datasets' cache; null: its default (HF_DATASETS_CACHE)
 
@@ -272,6 +273,9 @@ class Config:
     tracking: Any = None
     beta: float = 20.0
     threshold: float = 0.5
+    threshold_on: str = "tilted"  # gsi's score: tilted | beta_tilted | reward (gsi.methods.rules)
+    tie_rule: str = "ge"  # ge | gt | reference (gsi: >, rsd: >=)
+    stop_below: Optional[float] = None  # reward floor: stop when every candidate is below it
     n_small: int = 4
     n_big: int = 4
     temperature: float = 0.7
@@ -331,6 +335,18 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}")
 
 
+def _check_reference_rules(cfg: DictConfig, beta: float) -> None:
+    """threshold_on, tie_rule, stop_below (gsi.methods.rules)."""
+    from gsi.methods.rules import THRESHOLD_ON, TIE_RULES
+
+    _check(cfg.threshold_on in THRESHOLD_ON, "threshold_on", cfg.threshold_on, f"one of {', '.join(THRESHOLD_ON)}")
+    _check(cfg.tie_rule in TIE_RULES, "tie_rule", cfg.tie_rule, f"one of {', '.join(TIE_RULES)}")
+    if cfg.threshold_on == "beta_tilted":
+        _check(math.isfinite(beta), "beta", cfg.beta, "finite with threshold_on=beta_tilted (beta*s is undefined at inf)")
+    floor = cfg.stop_below
+    _check(floor is None or not math.isnan(float(floor)), "stop_below", floor, "null (no floor) or a number")
+
+
 def validate(cfg: DictConfig) -> RunSettings:
     """Check the values types cannot; return the loop's settings."""
     name = cfg.method.name
@@ -340,6 +356,7 @@ def validate(cfg: DictConfig) -> RunSettings:
     beta = float(cfg.beta)
     _check(not math.isnan(beta) and beta >= 0, "beta", cfg.beta, "a number >= 0 (inf allowed)")
     _check(not math.isnan(float(cfg.threshold)), "threshold", cfg.threshold, "a number (-inf allowed)")
+    _check_reference_rules(cfg, beta)
     for key in ("n_small", "n_big", "max_steps", "max_step_tokens", "batch_size"):
         _check(int(cfg[key]) >= 1, key, cfg[key], "an integer >= 1")
     temperature = float(cfg.temperature)
@@ -380,7 +397,10 @@ def validate(cfg: DictConfig) -> RunSettings:
             )
     return RunSettings(
         method=method,
-        params=MethodParams(beta=beta, threshold=float(cfg.threshold)),
+        params=MethodParams(
+            beta=beta, threshold=float(cfg.threshold), threshold_on=str(cfg.threshold_on),
+            tie_rule=str(cfg.tie_rule), stop_below=None if cfg.stop_below is None else float(cfg.stop_below),
+        ),
         sampling=SamplingParams(temperature, top_p, int(cfg.max_step_tokens)),
         n_small=int(cfg.n_small),
         n_big=int(cfg.n_big),

@@ -147,6 +147,7 @@ class HubDataset:
         grader: str = "math_verify",
         on_bad_bytes: str = "error",
         cache_dir: str | None = None,
+        system_note: str | None = None,  # added to the system prompt by gsi.pipeline.load_problems
     ) -> None:
         if answer_format not in ANSWER_FORMATS:
             raise ConfigError(f"dataset.answer_format={answer_format!r} is not allowed: choose one of "

@@ -3,7 +3,8 @@
 Each step makes at most one batched call of each kind for all active problems:
 proposer sampling, reward of the candidates, big-model scoring of the candidates (only
 where the method needs it), and for the rejected problems big-model sampling plus its
-reward. Problems leave the batch when they finish and waiting problems take their
+reward (and, for ``gsi_consistent``'s fallback, the small model's scores of those
+samples). Problems leave the batch when they finish and waiting problems take their
 places. All randomness of a problem comes from streams keyed by (seed, problem id,
 step, purpose), so a problem's result does not depend on its batch or shard.
 """
@@ -20,8 +21,10 @@ import numpy as np
 
 from gsi.backends.base import ContextOverflow, LanguageModel
 from gsi.config import RunSettings
-from gsi.grading import Grader
-from gsi.methods import FALLBACK, Choice, StepScores
+from gsi.grading import Grade, Grader
+from gsi.grading.extract import contains_box
+from gsi.grading.pool import GradingQueue
+from gsi.methods import Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
 from gsi.types import Problem, ProblemResult, Source, StepRecord, StepSample
@@ -109,6 +112,7 @@ class _Outcome:
     tokens: dict[str, int]
     ess: float | None = None  # importance diagnostics of the proposal (methods with both log-probs)
     log_ratio: float | None = None
+    stop: bool = False  # every candidate's reward below stop_below: the solution ends
 
 
 def _dedup(samples: list[list[StepSample]]) -> tuple[list[list[StepSample]], list[np.ndarray]]:
@@ -189,6 +193,7 @@ class Decoder:
         (optional) a :class:`StepSummary` after each iteration of the loop."""
         waiting = deque(problems)
         active: list[_State] = []
+        grading: GradingQueue[ProblemResult] = GradingQueue(self.grader)  # grades while decoding goes on
         while waiting or active:
             while waiting and len(active) < self.s.batch_size:
                 active.append(_State(waiting.popleft(), time.perf_counter()))
@@ -197,13 +202,18 @@ class Decoder:
                 on_step(StepSummary.of(self.stats.steps, outcomes))
             still: list[_State] = []
             for state, outcome in zip(active, outcomes):
-                result = self._apply(state, outcome)
-                if result is None:
+                finished = self._apply(state, outcome)
+                if finished is None:
                     still.append(state)
                 else:
-                    on_result(result)
+                    self._grade(grading, state, *finished)
+            for result in grading.ready():
+                on_result(result)
             active = still
             self.stats.steps += 1
+        for result in grading.ready(wait=True):
+            on_result(result)
+        grading.close()  # (on an exception the pool's idle threads end when it is collected)
         return self.stats
 
     # ------------------------------------------------------------------ one step
@@ -234,12 +244,15 @@ class Decoder:
         where = [{c: k for k, c in enumerate(u)} for u in unique]
         return [np.asarray(v)[[w[c] for c in group]] for v, w, group in zip(scored, where, candidates)]
 
-    def _score_big(self, batch: Sequence[_State], samples: list[list[StepSample]]) -> list[np.ndarray]:
-        """log pi_B of every candidate; identical candidates of a problem are scored once."""
-        big = self.models["big"]
-        assert big is not None
+    def _score_big(
+        self, batch: Sequence[_State], samples: list[list[StepSample]], role: Source = "big"
+    ) -> list[np.ndarray]:
+        """log pi_B (or log pi_``role``) of every candidate, timed under that model;
+        identical candidates of a problem are scored once."""
+        model = self.models[role]
+        assert model is not None, f"method needs the {role} model"
         unique, inverse = _dedup(samples)
-        scored = self.stats.timed("big", big.score, [st.prefix for st in batch], unique, self.s.sampling)
+        scored = self.stats.timed(role, model.score, [st.prefix for st in batch], unique, self.s.sampling)
         return [values[inv] for values, inv in zip(scored, inverse)]
 
     def _rng(self, state: _State, purpose: int) -> np.random.Generator:
@@ -278,23 +291,28 @@ class Decoder:
         return [replace(o, ess=ess, log_ratio=lr) for o, (ess, lr) in zip(outcomes, diagnostics)]
 
     def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
-        """soft_bon(pi_B, n_B) for the problems whose proposal was rejected."""
-        rejected = [k for k, c in enumerate(choices) if not c.accepted]
+        """The method's fallback (soft_bon(pi_B, n_B), or gsi_consistent's restricted one,
+        which also needs pi_S's scores of the big candidates) for the rejected problems
+        that did not stop at the reward floor."""
+        rejected = [k for k, c in enumerate(choices) if not c.accepted and not c.stop]
         if not rejected:
             return {}
         sub = [batch[k] for k in rejected]
         samples = self._sample("big", sub, self.s.n_big, FALLBACK_SAMPLE)
         rewards = self._rewards(sub, [[c.text for c in g] for g in samples])
+        fb = self.s.method.fallback
+        small: list = self._score_big(sub, samples, "small") if fb.needs_small_logprobs else [None] * len(sub)
         out = {}
-        for k, st, group, r in zip(rejected, sub, samples, rewards):
-            choice = FALLBACK.choose(StepScores(r), self.s.params, self._rng(st, FALLBACK_CHOOSE))
+        for k, st, group, r, ls in zip(rejected, sub, samples, rewards, small):
+            scores = StepScores(r, np.array([c.logprob for c in group]), None, ls)
+            choice = fb.choose(scores, self.s.params, self._rng(st, FALLBACK_CHOOSE))
             out[k] = (group, choice, r)
         return out
 
     @staticmethod
     def _outcome(group, choice: Choice, rewards, source: Source, accepted: bool, score, tokens) -> _Outcome:
         if choice.index is None:
-            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens)
+            return _Outcome(None, float("nan"), source, accepted, len(group), score, tokens, stop=choice.stop)
         reward = float(rewards[choice.index]) if rewards is not None else float("nan")
         return _Outcome(group[choice.index], reward, source, accepted, len(group), score, tokens)
 
@@ -311,16 +329,16 @@ class Decoder:
         return out
 
     # ------------------------------------------------------------------ bookkeeping
-    def _apply(self, state: _State, outcome: _Outcome | BaseException) -> ProblemResult | None:
-        """Add the chosen step; return the problem's result if it has finished."""
+    def _apply(self, state: _State, outcome: _Outcome | BaseException) -> tuple[str, str | None] | None:
+        """Add the chosen step; return (stop reason, error) if the problem has finished."""
         if isinstance(outcome, ContextOverflow):
-            return self._result(state, "context_length", error=str(outcome))
+            return "context_length", str(outcome)
         if isinstance(outcome, BaseException):
-            return self._result(state, "error", error=f"{type(outcome).__name__}: {outcome}")
+            return "error", f"{type(outcome).__name__}: {outcome}"
         for role, count in outcome.tokens.items():
             state.tokens[role] += count
         if outcome.sample is None:
-            return self._result(state, "no_valid_candidate")
+            return ("low_reward" if outcome.stop else "no_valid_candidate"), None
         sample = outcome.sample
         state.steps.append(
             StepRecord(
@@ -328,16 +346,21 @@ class Decoder:
                 outcome.ess, outcome.log_ratio,
             )
         )
-        if "\\boxed{" in sample.text:
-            return self._result(state, "answer")
+        if getattr(self.grader, "ends_solution", contains_box)(sample.text):  # the data set's stop rule
+            return "answer", None
         if sample.finish == "eos":
-            return self._result(state, "eos")
+            return "eos", None
         if len(state.steps) >= self.s.max_steps:
-            return self._result(state, "max_steps")
+            return "max_steps", None
         return None
 
-    def _result(self, state: _State, stop_reason: str, error: str | None = None) -> ProblemResult:
-        grade = self.grader("".join(state.texts), state.problem)
+    def _grade(self, grading: GradingQueue, state: _State, stop_reason: str, error: str | None) -> None:
+        latency = time.perf_counter() - state.started
+        grading.submit("".join(state.texts), state.problem,
+                       lambda grade: self._result(state, stop_reason, grade, latency, error))
+
+    @staticmethod
+    def _result(state: _State, stop_reason: str, grade: Grade, latency: float, error: str | None) -> ProblemResult:
         steps = state.steps
         return ProblemResult(
             problem_id=state.problem.id,
@@ -345,7 +368,7 @@ class Decoder:
             final_reward=steps[-1].reward if steps else float("nan"),
             steps=len(steps),
             accepted_steps=sum(1 for st in steps if st.source == "small" and st.accepted),
-            latency_s=time.perf_counter() - state.started,
+            latency_s=latency,
             tokens_small=state.tokens["small"],
             tokens_big=state.tokens["big"],
             stop_reason=stop_reason,
@@ -353,4 +376,6 @@ class Decoder:
             reference=state.problem.answer,
             steps_detail=[asdict(st) for st in steps],
             error=error,
+            answer_rule=getattr(grade, "rule", None),
+            correct_by=dict(getattr(grade, "also", None) or {}),
         )

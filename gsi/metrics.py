@@ -73,6 +73,8 @@ def compute_metrics(rows: Iterable[dict[str, Any]], stats: CallStats, wall_time_
         "new_problems": new_problems,
         "decoding_steps": stats.steps,
     }
+    for name in sorted({k for r in rows for k in r.get("correct_by") or {}}):  # dataset.grader=a+b
+        metrics[f"accuracy_{name}"] = _mean([float((r.get("correct_by") or {}).get(name, False)) for r in rows])
     return metrics
 
 

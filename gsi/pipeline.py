@@ -55,6 +55,10 @@ def load_problems(cfg: DictConfig) -> list:
     prompt = cfg.model.get("prompt")
     if prompt is None or prompt.get("style", "none") == "none":
         return chosen
+    note = cfg.dataset.get("system_note")  # a data set's addition to the system prompt (Minerva: no units)
+    if note:
+        system = prompt.get("system")
+        prompt = OmegaConf.merge(prompt, {"system": f"{system} {note}" if system else note})
     return _instantiate(prompt, "model.prompt").apply(chosen)
 
 

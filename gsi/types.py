@@ -80,6 +80,8 @@ class ProblemResult:
     reference: str
     steps_detail: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    answer_rule: str | None = None  # which extraction rule read ``answer`` (gsi.grading.extract)
+    correct_by: dict[str, bool] = field(default_factory=dict)  # other graders' verdicts (grader=a+b)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: non-finite floats (a missing reward) become null."""

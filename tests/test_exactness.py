@@ -51,10 +51,10 @@ def test_count_vector_enumeration_equals_enumerating_every_tuple():
     laws = GAPPED.laws((), SP)
     params = MethodParams(5.0, 0.5)
     n = 3
-    for name in ("gsi", "rsd", "gsi_no_reject", "bon_small"):
+    for name in ("gsi", "gsi_consistent", "rsd", "gsi_no_reject", "bon_small"):
         method = METHODS[name]
         brute = np.zeros(4)
-        fallback = dist.method_step(METHODS["soft_bon_big"], laws, params, n, n).probs
+        fallback = dist.method_step(method.fallback, laws, params, n, n).probs
         for draw in itertools.product(range(3), repeat=n):
             idx = np.array(draw)
             weight = float(np.prod(laws.small[idx]))
@@ -78,7 +78,11 @@ def test_target_is_pi_b_tilted_by_exp_beta_r():
 
 @pytest.mark.parametrize("seed", [5, 3])  # seed 3: pi_B truncates some of pi_S's steps
 @pytest.mark.parametrize(
-    "name", ["gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big", "bon_small", "small", "big"]
+    "name",
+    [
+        "gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big",
+        "bon_small", "small", "big",
+    ],
 )
 def test_the_loop_samples_the_exact_law(name, seed):
     """Monte Carlo through the Decoder agrees with the exact whole-solution law, cell by
@@ -103,7 +107,9 @@ def test_tilted_methods_approach_the_target_as_n_grows(name):
     assert_approaches_target(tv_curve(GAPPED, name))
 
 
-@pytest.mark.parametrize("name", ["gsi_no_reject", "soft_bon_big"])
+@pytest.mark.parametrize(
+    "name", ["gsi_no_reject", "soft_bon_big", pytest.param("gsi_consistent", marks=pytest.mark.slow)]
+)
 def test_monte_carlo_through_the_loop_is_close_at_n_256(name):
     world = random_world(seed=1, gap=0.6)  # K = 4: too many count vectors at n = 256
     record = measure(world, name, 256, 5.0, 0.5, monte_carlo=True, replicas=5000, seed=1)
@@ -163,6 +169,18 @@ def test_rejection_leaves_an_error_that_does_not_vanish(world, name):
     if name == "gsi" or world is EQUAL:  # rsd's accepted part tends to pi_S's tilt, not pi_B's
         assert dist.tv(law, limit) < 0.01
         assert abs(dist.tv(law, np.append(target, 0.0)) - rho * (1 - rho)) < 0.01
+
+
+@pytest.mark.parametrize("world", [EQUAL, GAPPED], ids=["equal", "gapped"])
+def test_a_rejection_that_refills_only_what_it_rejected_is_exact_in_the_limit(world):
+    """gsi_consistent: same proposals and threshold as gsi, but the refill is restricted
+    to the big candidates with s < u, so TV -> 0 where gsi's stays at rho (1 - rho)."""
+    curve = tv_curve(world, "gsi_consistent")
+    if world is EQUAL:
+        assert_approaches_target(curve)
+    else:  # n = 1 -> 2 may go up: a one-candidate refill pool is poor
+        assert_approaches_target(curve[1:])
+    assert min(tv_curve(world, "gsi")) > 0.1
 
 
 def test_a_wrong_importance_weight_fails_the_closeness_check():
@@ -271,5 +289,7 @@ def test_quick_cli_includes_n_256(tmp_path):
     assert main(["--quick", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "exactness.json").read_text())
     at_256 = [r for r in data if r["n"] == 256]
-    assert {r["method"] for r in at_256} == {"gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"}
+    assert {r["method"] for r in at_256} == {
+        "gsi", "gsi_consistent", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big"
+    }
     assert all(r["tv_se"] > 0 for r in at_256)

@@ -13,7 +13,7 @@ import pytest
 from gsi.config import ConfigError, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("paper*.yaml"))  # reference*: test_reference.py
 DATASETS = {
     "paper": "math500",
     "paper_gsm8k": "gsm8k",

@@ -26,7 +26,7 @@ def probs(name, rewards=R, ls=LS, lb=LB, beta=2.0, threshold=0.5):
 
 def test_registry_has_every_method_of_gsi_md():
     assert set(METHODS) == {
-        "gsi", "gsi_no_reject", "rsd", "soft_bon_small", "soft_bon_big",
+        "gsi", "gsi_no_reject", "gsi_consistent", "rsd", "soft_bon_small", "soft_bon_big",
         "bon_small", "bon_big", "small", "big",
     }
 

@@ -5,7 +5,9 @@ over the multinomial counts of the K steps (C(n+K-1, K-1) terms instead of K^n t
 For each count vector the candidates are laid out as the loop would hand them over and
 the method's own :attr:`Method.probabilities` and :attr:`Method.accept_score` decide, as
 :meth:`Method.choose` does; a rejected step is replaced by the exact law of
-:data:`gsi.methods.FALLBACK` with n_B candidates from pi_B, as the loop does. Nothing
+:attr:`Method.fallback` (soft_bon(pi_B, n_B), or gsi_consistent's restricted one, which
+sees pi_S's log-probs of the big candidates) with n_B candidates from pi_B, as the loop
+does. Nothing
 here re-implements a method.
 
 Outcome vectors have one entry per step (or per leaf of the tree) plus a last entry for
@@ -22,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from gsi.exact.world import Laws, Path, World
-from gsi.methods import FALLBACK, Method, MethodParams, StepScores
+from gsi.methods import Method, MethodParams, StepScores
 from gsi.methods.selection import argmax_probabilities, softmax_from_logits
 from gsi.types import SamplingParams
 
@@ -35,10 +37,12 @@ NEGLIGIBLE_LOG_WEIGHT = math.log(1e-15)
 @dataclass(frozen=True)
 class StepDistribution:
     """``probs``: the chosen step (K entries) and "no valid candidate" (last entry);
-    ``accepted``: probability that the step is a small-model step that was accepted."""
+    ``accepted``: probability that the step is a small-model step that was accepted;
+    ``big_candidates``: expected number of candidates the big model generates."""
 
     probs: np.ndarray
     accepted: float
+    big_candidates: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class SolutionDistribution:
     probs: np.ndarray
     expected_steps: float
     expected_accepted: float
+    expected_big_candidates: float = 0.0
 
     @property
     def acceptance_rate(self) -> float:
@@ -125,7 +130,7 @@ def method_step(
             f"(> {MAX_COUNT_VECTORS}); use gsi.exact.montecarlo for this n"
         )
     with np.errstate(divide="ignore"):
-        log_q, log_big = np.log(proposal), np.log(laws.big)
+        log_q, log_big, log_small = np.log(proposal), np.log(laws.big), np.log(laws.small)
     log_fact = np.array([math.lgamma(i + 1) for i in range(n + 1)])
     out = np.zeros(len(proposal) + 1)
     accepted = rejected = 0.0
@@ -140,6 +145,7 @@ def method_step(
             laws.rewards[idx] if method.needs_reward else None,
             log_q[idx],
             log_big[idx] if method.needs_target_logprobs else None,
+            log_small[idx] if method.needs_small_logprobs else None,
         )
         probs = method.probabilities(scores, params)
         if probs is None:  # no valid candidate: a rejecting method falls back, others stop
@@ -160,9 +166,11 @@ def method_step(
             out[step] += mass
             if method.proposer == "small":
                 accepted += mass
+    big = float(n) if method.proposer == "big" else 0.0
     if rejected > 0.0:
-        out += rejected * method_step(FALLBACK, laws, params, n_small, n_big).probs
-    return StepDistribution(out, accepted)
+        out += rejected * method_step(method.fallback, laws, params, n_small, n_big).probs
+        big += rejected * n_big
+    return StepDistribution(out, accepted, big)
 
 
 def method_solution(
@@ -171,14 +179,15 @@ def method_solution(
     """The exact law of whole solutions: per-step laws chained along the tree."""
     leaf_index = {leaf: i for i, leaf in enumerate(world.leaves)}
     out = np.zeros(len(world.leaves) + 1)
-    steps = accepted = 0.0
+    steps = accepted = big = 0.0
 
     def walk(path: Path, reach: float) -> None:
-        nonlocal steps, accepted
+        nonlocal steps, accepted, big
         step = method_step(method, world.laws(path, sampling), params, n_small, n_big)
         out[-1] += reach * step.probs[-1]
         steps += reach * (1.0 - step.probs[-1])
         accepted += reach * step.accepted
+        big += reach * step.big_candidates
         for k, p in enumerate(step.probs[:-1]):
             if p == 0.0:
                 continue
@@ -189,4 +198,4 @@ def method_solution(
                 walk(child, reach * p)
 
     walk((), 1.0)
-    return SolutionDistribution(out, steps, accepted)
+    return SolutionDistribution(out, steps, accepted, big)

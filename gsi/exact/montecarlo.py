@@ -28,6 +28,7 @@ class Estimate:
     replicas: int
     steps: int
     accepted_steps: int
+    tokens_big: int = 0
 
     @property
     def probs(self) -> np.ndarray:
@@ -65,7 +66,7 @@ def decode(
     decoder = Decoder(settings, small, big, world.reward(), lambda text, problem: Grade(None, False))
     leaf_index = {leaf: i for i, leaf in enumerate(world.leaves)}
     counts = np.zeros(len(world.leaves) + 1)
-    totals = {"steps": 0, "accepted": 0}
+    totals = {"steps": 0, "accepted": 0, "tokens_big": 0}
 
     def on_result(result: ProblemResult) -> None:
         if result.stop_reason == "error":
@@ -74,10 +75,11 @@ def decode(
         counts[leaf_index[path] if len(path) == world.depth else -1] += 1
         totals["steps"] += result.steps
         totals["accepted"] += result.accepted_steps
+        totals["tokens_big"] += result.tokens_big
 
     problems = (Problem(f"replica-{i}", world.prompt, "") for i in range(replicas))
     decoder.run(problems, on_result)
-    return Estimate(counts, replicas, totals["steps"], totals["accepted"])
+    return Estimate(counts, replicas, totals["steps"], totals["accepted"], totals["tokens_big"])
 
 
 def tv_with_se(estimate: Estimate, target: np.ndarray, seed: int = 0, reps: int = 400) -> tuple[float, float]:

@@ -13,7 +13,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from gsi.methods.selection import clean, draw, tempered_probabilities
+from gsi.methods import rules
+from gsi.methods.selection import clean, draw, tempered_probabilities, tilted_scores
 from gsi.types import Source
 
 __all__ = ["Choice", "Method", "MethodParams", "StepScores", "METHODS", "get_method", "FALLBACK"]
@@ -26,12 +27,18 @@ class StepScores:
     rewards: np.ndarray | None = None
     logp_proposal: np.ndarray | None = None  # under the law the candidates came from
     logp_target: np.ndarray | None = None  # under pi_B (scored), for importance weights
+    logp_small: np.ndarray | None = None  # under pi_S (scored) of big-model candidates (gsi_consistent)
 
 
 @dataclass(frozen=True)
 class MethodParams:
+    """``threshold_on``, ``tie_rule``, ``stop_below``: see :mod:`gsi.methods.rules`."""
+
     beta: float
     threshold: float
+    threshold_on: str = "tilted"
+    tie_rule: str = "ge"
+    stop_below: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,12 +47,15 @@ class Choice:
 
     ``index`` is None when no candidate is valid (every weight -inf).
     ``score`` is the quantity compared with the threshold (tilted or raw reward).
+    ``stop`` is True when every candidate's reward is below ``MethodParams.stop_below``:
+    the solution ends here, without a fallback.
     """
 
     index: int | None
     accepted: bool
     probabilities: np.ndarray | None
     score: float | None = None
+    stop: bool = False
 
 
 Probabilities = Callable[[StepScores, MethodParams], "np.ndarray | None"]
@@ -61,10 +71,17 @@ class Method:
     needs_target_logprobs: bool
     probabilities: Probabilities
     accept_score: AcceptScore | None = None  # None: never rejects
+    needs_small_logprobs: bool = False  # pi_S scores of the (big-model) candidates
+    fallback_method: "Method | None" = None  # what a rejected step runs; None: FALLBACK
 
     @property
     def rejects(self) -> bool:
         return self.accept_score is not None
+
+    @property
+    def fallback(self) -> "Method":
+        """The method the loop runs with n_B big-model candidates on a rejected step."""
+        return self.fallback_method or FALLBACK
 
     @property
     def uses_big(self) -> bool:
@@ -75,6 +92,8 @@ class Method:
 
     def choose(self, scores: StepScores, params: MethodParams, rng: np.random.Generator) -> Choice:
         """Pick a candidate with the method's probabilities and apply its accept rule."""
+        if rules.below_floor(scores.rewards, params.stop_below):
+            return Choice(None, False, None, stop=True)
         probs = self.probabilities(scores, params)
         if probs is None:
             return Choice(None, False, None)
@@ -82,7 +101,7 @@ class Method:
         if self.accept_score is None:
             return Choice(index, True, probs)
         score = self.accept_score(scores, index, params)
-        return Choice(index, bool(score >= params.threshold), probs, score)
+        return Choice(index, rules.accepts(self.name, score, params.threshold, params.tie_rule), probs, score)
 
 
 # ---------------------------------------------------------------- decisions
@@ -101,16 +120,49 @@ def gsi_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | 
 def tilted_reward(scores: StepScores, index: int, params: MethodParams) -> float:
     """GSI's s_i = r_i + (log pi_B - log pi_S) / beta, compared with the threshold."""
     assert scores.rewards is not None
-    r = float(clean(scores.rewards)[index])
-    delta = float(_log_ratio(scores)[index])
-    if math.isnan(delta):
-        return -math.inf
-    beta = params.beta
-    if math.isinf(beta):
-        return r if delta > -math.inf else -math.inf
-    if beta == 0.0:
-        return r + (math.inf if delta > 0 else -math.inf if delta < 0 else 0.0)
-    return r + delta / beta
+    one = slice(index, index + 1)
+    return float(tilted_scores(scores.rewards[one], _log_ratio(scores)[one], params.beta)[0])
+
+
+def restricted_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
+    """gsi_consistent's fallback: softmax(beta r) over the big model's candidates that GSI
+    could not have accepted — score below u under ``threshold_on`` and ``tie_rule`` (the
+    tilted reward s by default, with pi_S's scores of these candidates), or pi_S(y) = 0 (GSI never proposes
+    y) — or over all valid candidates if none qualifies.
+
+    Acceptance keeps pi_beta,B on {s >= u} and this refills the rejected mass
+    rho = pi_beta,B(s < u) with pi_beta,B(. | s < u), so the step law tends to pi_beta,B.
+    beta = 0 / inf follow :func:`tilted_reward` and :func:`tempered_probabilities`.
+    """
+    assert scores.rewards is not None and scores.logp_proposal is not None and scores.logp_small is not None
+    rewards, log_small = clean(scores.rewards), clean(scores.logp_small)
+    delta = clean(scores.logp_proposal) - log_small
+    if params.threshold_on == "reward":
+        s = rewards
+    elif params.threshold_on == "beta_tilted":
+        s = np.array([rules.beta_tilted(float(r), float(d), params.beta) for r, d in zip(rewards, delta)])
+    else:
+        s = tilted_scores(rewards, delta, params.beta)
+    # the complement of what acceptance would have taken, under the same score and tie rule
+    u, tie = params.threshold, params.tie_rule
+    rejected = np.array([not rules.accepts("gsi_consistent", float(v), u, tie) for v in s])
+    valid = rewards > -np.inf
+    eligible = (rejected | (log_small == -np.inf)) & valid
+    if not eligible.any():
+        eligible = valid
+    return tempered_probabilities(params.beta, np.where(eligible, rewards, -np.inf))
+
+
+def gsi_score(scores: StepScores, index: int, params: MethodParams) -> float:
+    """What GSI compares with the threshold, by ``params.threshold_on``: the tilted reward
+    s (default), beta*s (the reference's --threshold-on-tilted) or the raw reward."""
+    if params.threshold_on == "reward":
+        return raw_reward(scores, index, params)
+    if params.threshold_on == "beta_tilted":
+        assert scores.rewards is not None
+        r = float(clean(scores.rewards)[index])
+        return rules.beta_tilted(r, float(_log_ratio(scores)[index]), params.beta)
+    return tilted_reward(scores, index, params)
 
 
 def soft_bon_probabilities(scores: StepScores, params: MethodParams) -> np.ndarray | None:
@@ -136,8 +188,15 @@ def raw_reward(scores: StepScores, index: int, params: MethodParams) -> float:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("gsi", "small", "n_small", True, True, gsi_probabilities, tilted_reward),
+        Method("gsi", "small", "n_small", True, True, gsi_probabilities, gsi_score),
         Method("gsi_no_reject", "small", "n_small", True, True, gsi_probabilities),
+        Method(
+            "gsi_consistent", "small", "n_small", True, True, gsi_probabilities, gsi_score,
+            fallback_method=Method(
+                "restricted_soft_bon_big", "big", "n_big", True, False, restricted_probabilities,
+                needs_small_logprobs=True,
+            ),
+        ),
         Method("rsd", "small", "n_small", True, False, soft_bon_probabilities, raw_reward),
         Method("soft_bon_small", "small", "n_small", True, False, soft_bon_probabilities),
         Method("soft_bon_big", "big", "n_big", True, False, soft_bon_probabilities),

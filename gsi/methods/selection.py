@@ -66,6 +66,26 @@ def tempered_probabilities(beta: float, rewards: np.ndarray, log_ratio: np.ndarr
     return softmax_from_logits(logits)
 
 
+def tilted_scores(rewards: np.ndarray, log_ratio: np.ndarray, beta: float) -> np.ndarray:
+    """GSI's tilted rewards ``s = r + log_ratio / beta`` (``log_ratio = log pi_B - log pi_S``).
+
+    ``beta = inf``: ``s = r`` where the target can produce the step (ratio > -inf);
+    ``beta = 0``: ``r`` pushed to +-inf by the sign of the ratio (0 leaves ``r``);
+    a NaN ratio gives ``-inf`` (never accepted).
+    """
+    r = clean(rewards)
+    d = np.asarray(log_ratio, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        if math.isinf(beta):
+            s = np.where(d > -np.inf, r, -np.inf)
+        elif beta == 0.0:
+            s = r + np.where(d > 0, np.inf, np.where(d < 0, -np.inf, 0.0))
+        else:
+            s = r + d / beta
+    s[np.isnan(d)] = -np.inf
+    return s
+
+
 def draw(probabilities: np.ndarray, rng: np.random.Generator) -> int:
     """Draw an index by inverse CDF with one uniform from ``rng``."""
     cdf = np.cumsum(probabilities)
