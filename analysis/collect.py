@@ -4,6 +4,8 @@ A run directory holds ``config.yaml`` (the resolved config the pipeline writes f
 ``results.jsonl`` and, once it finished, ``metrics.json``. A Hydra job directory
 (``.hydra/``) without them is a job that failed before or while running. Runs whose
 configs differ only in ``shard.index`` are shards of one configuration and are merged.
+"The same configuration" is the launcher's: :func:`gsi.launch.identity.config_hash` (so
+``beta: 20`` and ``beta: 20.0`` are one), and the merge is :func:`analysis.merge.merge_rows`.
 """
 
 from __future__ import annotations
@@ -45,15 +47,16 @@ class RunDir:
     rows: list[dict[str, Any]]
     status: str  # complete | incomplete | failed
     reason: str = ""
+    identity: str = ""  # the launcher's hash of the config with shard.index=0
 
-    @property
-    def identity(self) -> str:
-        keep = {
-            k: v
-            for k, v in self.config.items()
-            if k not in NOT_IDENTITY and not k.startswith(NOT_IDENTITY_PREFIXES)
-        }
-        return json.dumps(keep, sort_keys=True, default=str)
+
+def _identity(path: Path) -> str:
+    from omegaconf import OmegaConf
+
+    from gsi.launch.identity import config_hash
+
+    cfg = OmegaConf.load(path / "config.yaml")
+    return config_hash(OmegaConf.merge(cfg, {"shard": {"index": 0}}))
 
 
 @dataclass
@@ -114,11 +117,16 @@ def load_run(path: Path) -> RunDir:
     try:
         for row in read_results(path / "results.jsonl"):
             rows.setdefault(row["problem_id"], row)
-    except (ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         return RunDir(path, config, None, [], "failed", f"unreadable results.jsonl: {exc}")
     metrics = None
     if (path / "metrics.json").is_file():
-        metrics = json.loads((path / "metrics.json").read_text())
+        try:
+            metrics = json.loads((path / "metrics.json").read_text())
+        except (OSError, ValueError) as exc:
+            return RunDir(path, config, None, list(rows.values()), "failed", f"unreadable metrics.json: {exc}")
+        if not isinstance(metrics, dict):
+            return RunDir(path, config, None, list(rows.values()), "failed", "metrics.json is not a JSON object")
     if not (path / "config.yaml").is_file():
         return RunDir(
             path,
@@ -146,7 +154,11 @@ def load_run(path: Path) -> RunDir:
             "incomplete",
             f"metrics.json counts {metrics.get('num_problems')} problems, results.jsonl has {len(rows)}",
         )
-    return RunDir(path, config, metrics, list(rows.values()), "complete")
+    try:
+        key = _identity(path)
+    except Exception as exc:  # noqa: BLE001 - report, do not stop
+        return RunDir(path, config, metrics, list(rows.values()), "failed", f"config.yaml has no identity: {exc}")
+    return RunDir(path, config, metrics, list(rows.values()), "complete", identity=key)
 
 
 def merge_shards(runs: list[RunDir]) -> Configuration:
@@ -154,20 +166,18 @@ def merge_shards(runs: list[RunDir]) -> Configuration:
     its own ``metrics.json``; several shards get metrics recomputed from the union
     (timings summed: total compute, not elapsed time).
 
-    Unlike ``analysis.merge`` (which refuses), this tolerates missing shards so the
-    report can list them.
+    The tolerant form of the one shard merge (``analysis.merge`` uses its strict form),
+    so the report can list missing shards.
     """
+    from analysis.merge import merge_rows
     from gsi.metrics import combine_metrics
 
-    rows: dict[str, dict] = {}
-    for run in sorted(runs, key=lambda r: str(r.path)):
-        for row in run.rows:
-            rows.setdefault(row["problem_id"], row)
-    merged = sorted(rows.values(), key=lambda r: r["problem_id"])
-    params = {k: v for k, v in runs[0].config.items() if k != "shard.index"}
     count = int(runs[0].config.get("shard.count", 1) or 1)
-    present = {int(r.config.get("shard.index", 0) or 0) for r in runs}
-    missing = sorted(set(range(count)) - present)
+    parts = [(str(r.path), int(r.config.get("shard.index", 0) or 0), r.rows) for r in runs]
+    united, missing = merge_rows(parts, count, strict=False)
+    merged = sorted(united, key=lambda r: r["problem_id"])
+    params = {k: v for k, v in runs[0].config.items() if k != "shard.index"}
+    present = {index for _, index, _ in parts}
     if len(runs) == 1:
         metrics = dict(runs[0].metrics or {})
     else:

@@ -76,46 +76,64 @@ def _differing_key(a: DictConfig, b: DictConfig) -> str:
 
 
 def check_group(shards: list[Shard]) -> None:
-    """Raise MergeError unless ``shards`` are exactly the shards 0..count-1 of one config."""
+    """Raise MergeError unless ``shards`` are of one configuration."""
     first = shards[0]
     for s in shards[1:]:
         if s.key != first.key:
             raise MergeError(f"{first.path.name} and {s.path.name} are different configurations: "
                              f"{_differing_key(first.cfg, s.cfg)}")
-    count = first.count
-    indices = sorted(s.index for s in shards)
-    if indices != list(range(count)):
-        missing = sorted(set(range(count)) - set(indices))
+
+
+def merge_rows(parts: list[tuple[str, int, list[dict]]], count: int, strict: bool) -> tuple[list[dict], list[int]]:
+    """The one shard merge: rows of shards ``(name, index, rows)`` of a ``count``-way partition
+    united by problem id, and the shard indices missing. ``strict`` (``analysis.merge``)
+    raises MergeError for a missing or repeated shard, a problem in two shards and a problem
+    in the wrong shard; tolerant (``analysis.collect``, for the report) keeps a problem's
+    first row and lists the missing shards."""
+    from gsi.data import shard_of
+
+    indices = sorted(index for _, index, _ in parts)
+    missing = sorted(set(range(count)) - set(indices))
+    if strict and indices != list(range(count)):
         dup = sorted({i for i in indices if indices.count(i) > 1})
         what = f"shard(s) {dup} given twice" if dup else f"missing shard(s) {missing}"
-        raise MergeError(f"{first.path.name}: shard.count={count} but {what}")
+        raise MergeError(f"{parts[0][0]}: shard.count={count} but {what}")
+    rows: dict[str, dict] = {}
+    for name, index, shard_rows in sorted(parts, key=lambda p: (p[1], p[0])):
+        for row in shard_rows:
+            pid = row["problem_id"]
+            if strict and pid in rows:
+                raise MergeError(f"problem {pid} appears twice (in {name} and another shard or line)")
+            if strict and shard_of(pid, count) != index:
+                raise MergeError(f"{name}: problem {pid} belongs to shard {shard_of(pid, count)}, "
+                                 f"not {index}: these are not shards of one partition")
+            rows.setdefault(pid, row)
+    return list(rows.values()), missing
 
 
 def merge_group(shards: list[Shard], out: Path | None = None) -> tuple[Path, dict]:
     """Check, merge and write one configuration's shards; return (output dir, metrics)."""
     from hydra.utils import instantiate
 
-    from gsi.data import select, shard_of
+    from gsi.data import select
     from gsi.metrics import combine_metrics
 
     check_group(shards)
     shards = sorted(shards, key=lambda s: s.index)
     count = shards[0].count
-    rows: dict[str, dict] = {}
+    merge_rows([(s.path.name, s.index, []) for s in shards], count, strict=True)  # shard set first
     metrics_in = []
     for s in shards:
         m = finished_metrics(s.path)
         if m is None:
             raise MergeError(f"{s.path}: shard {s.index} has not finished (no metrics.json); relaunch it first")
         metrics_in.append(m)
-        for row in read_results(s.path / "results.jsonl"):
-            pid = row["problem_id"]
-            if pid in rows:
-                raise MergeError(f"problem {pid} appears twice (in {s.path.name} and another shard or line)")
-            if shard_of(pid, count) != s.index:
-                raise MergeError(f"{s.path.name}: problem {pid} belongs to shard {shard_of(pid, count)}, "
-                                 f"not {s.index}: these are not shards of one partition")
-            rows[pid] = row
+    try:
+        parts = [(s.path.name, s.index, list(read_results(s.path / "results.jsonl"))) for s in shards]
+    except (OSError, ValueError) as exc:
+        raise MergeError(str(exc)) from None
+    united, _ = merge_rows(parts, count, strict=True)
+    rows = {row["problem_id"]: row for row in united}
 
     cfg = OmegaConf.merge(shards[0].cfg, {"shard": {"index": 0, "count": 1}})
     dataset = instantiate(cfg.dataset)

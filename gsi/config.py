@@ -142,6 +142,7 @@ class QwenPRMConfig(RewardConfig):
     batch_size: int = 64
     max_length: Optional[int] = None
     num_threads: Optional[int] = None
+    prefix_cache: int = 512  # partial solutions whose KV is kept for the next step (0 = off)
 
 
 @dataclass
@@ -287,6 +288,7 @@ class Config:
     seed: int = 0
     shard: ShardConfig = field(default_factory=ShardConfig)
     progress: bool = True
+    retry_errors: bool = True  # rerun problems whose rows record an error (#15)
 
 
 def register_configs() -> None:

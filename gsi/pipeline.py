@@ -3,7 +3,9 @@
 Writes into the run directory (Hydra's output directory by default):
 ``results.jsonl`` (a line per finished problem, flushed as it finishes),
 ``metrics.json`` (atomically, at the end) and ``config.yaml`` (the resolved config).
-Problems already in ``results.jsonl`` are skipped, so a re-run resumes.
+Problems already in ``results.jsonl`` are skipped, so a re-run resumes. Before any model
+loads, the run directory is checked (:mod:`gsi.rundir`): writable, holding this
+configuration or none, and locked for this run alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from gsi.data import select
 from gsi.grading import get_grader
 from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
-from gsi.outputs import ResultStore, atomic_write_json, atomic_write_text
+from gsi.interrupts import Progress, Terminated, sigterm_raises
+from gsi.outputs import NO_REFERENCE, ResultStore, atomic_write_json, atomic_write_text, is_error
+from gsi.rundir import RunDirError, RunLock, check_identity, check_output_dir
 from gsi.tracking import build_tracker
 from gsi.types import Problem, ProblemResult
 
@@ -126,50 +130,98 @@ def run_problems(settings, components: tuple, grader, problems, on_result, on_st
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
-    """Run (or resume) one configuration; return its metrics."""
+    """Run (or resume) one configuration; return its metrics. Every way it can end early is
+    one line on stderr and an exit code: 2 a config or run-directory problem, 3 a full disk,
+    1 every problem failed, 130 / 143 interrupted (SIGINT / SIGTERM; the same command resumes)."""
+    progress = Progress()
     try:
-        return _run(cfg, output_dir)
+        with sigterm_raises():
+            return _run(cfg, output_dir, progress)
+    except RunDirError as exc:
+        _fail(f"gsi: {exc}", 2)
     except ConfigError as exc:
-        print(f"gsi: config error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(f"gsi: config error: {exc}", 2)
     except OutputFull as exc:
-        print(f"gsi: {exc.strerror}", file=sys.stderr)
-        raise SystemExit(3) from None
+        _fail(f"gsi: {exc.strerror}", 3)
+    except AllFailed as exc:
+        _fail(f"gsi: {exc}", 1)
+    except (KeyboardInterrupt, Terminated) as exc:
+        signame, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+        where = f" in {progress.out}" if progress.out is not None else ""
+        _fail(f"gsi: interrupted ({signame}): {progress.saved()} of {progress.total} problems are saved{where}; "
+              "run the same command again to resume", code)
+
+
+def _fail(line: str, code: int):
+    print(line, file=sys.stderr)
+    raise SystemExit(code) from None
 
 
 class OutputFull(OSError):
     """The results file stopped accepting writes mid-run (disk full, quota, file size)."""
 
 
+class AllFailed(RuntimeError):
+    """Every problem of the run recorded an error: no number to report."""
+
+
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
-    settings = validate(cfg)
-    out = Path(output_dir) if output_dir is not None else _hydra_output_dir()
-    try:  # fail before any model loads if results could not be written
-        out.mkdir(parents=True, exist_ok=True)
+def _open_run_dir(cfg: DictConfig, out: Path, progress: Progress) -> ResultStore:
+    """Checks made, under the lock, before any model loads: the directory holds this
+    configuration (or none yet), its results file can be appended to and read."""
+    check_identity(out, cfg)
+    try:
+        store = ResultStore(out / "results.jsonl", retry_errors=bool(cfg.get("retry_errors", True)))
+    except OSError as exc:
+        raise RunDirError(f"{out / 'results.jsonl'} is not writable ({exc.strerror or exc}): make it writable "
+                          "(chmod u+w, chattr -i) or pick another hydra.run.dir") from None
+    except ValueError as exc:
+        raise RunDirError(str(exc)) from None
+    if store.retried:  # no longer finished: a launcher must not skip it, a report not count it
+        (out / "metrics.json").unlink(missing_ok=True)
+    try:
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     except OSError as exc:
         raise ConfigError(f"output directory {out} is not writable ({exc.strerror or exc}): "
-                          "free space or pick another with hydra.run.dir=...") from exc
+                          "free space or pick another with hydra.run.dir=...") from None
+    progress.store = store
+    return store
 
+
+def _run(cfg: DictConfig, output_dir: Path | None, progress: Progress) -> dict:
+    settings = validate(cfg)
+    out = Path(output_dir) if output_dir is not None else _hydra_output_dir()
+    progress.out = out
+    check_output_dir(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output directory {out} is not writable ({exc.strerror or exc}): "
+                          "pick another with hydra.run.dir=...") from None
+    with RunLock(out):
+        store = _open_run_dir(cfg, out, progress)
+        return _run_locked(cfg, settings, out, store, progress)
+
+
+def _run_locked(cfg: DictConfig, settings, out: Path, store: ResultStore, progress: Progress) -> dict:
     grader = get_grader(cfg.dataset.grader)
     problems = load_problems(cfg)
-    store = ResultStore(out / "results.jsonl")
     wanted = {p.id for p in problems}
+    progress.wanted, progress.total = wanted, len(problems)
     todo = [p for p in problems if p.id not in store.finished]
     method = settings.method
     done = None if todo else finished_metrics(out)
     if done is not None and done["num_problems"] == len(problems):  # finished earlier: keep its metrics
         print(format_summary(done, f"gsi run: method={method.name} (finished earlier) -> {out}"))
+        _check_not_all_failed([store.rows[p.id] for p in problems])
         return done
     log.info(
         "method=%s beta=%s threshold=%s: %d problems (%d already done) -> %s",
         method.name, settings.params.beta, settings.params.threshold,
         len(problems), len(problems) - len(todo), out,
     )
-
     tracker = build_tracker(cfg, out, [store.rows[pid] for pid in store.rows if pid in wanted])
     if not problems:
         log.warning("no problems selected (data set %s, limit=%s, shard %s/%s): nothing to do",
@@ -217,7 +269,15 @@ def _run(cfg: DictConfig, output_dir: Path | None) -> dict:
     atomic_write_json(out / "metrics.json", metrics)
     tracker.finish(metrics, rows)
     print(format_summary(metrics, f"gsi run: method={method.name} -> {out}"))
+    _check_not_all_failed(rows)
     return metrics
+
+
+def _check_not_all_failed(rows: list[dict]) -> None:
+    if rows and all(is_error(r) for r in rows):
+        first = rows[0]
+        raise AllFailed(f"all {len(rows)} problems failed; the first ({first['problem_id']}): "
+                        f"{str(first.get('error') or 'error').splitlines()[0]}")
 
 
 def _no_reference(problem: Problem) -> ProblemResult:
@@ -225,7 +285,7 @@ def _no_reference(problem: Problem) -> ProblemResult:
     return ProblemResult(
         problem_id=problem.id, correct=False, final_reward=float("nan"), steps=0, accepted_steps=0,
         latency_s=0.0, tokens_small=0, tokens_big=0, stop_reason="error", answer=None, reference="",
-        error="no reference answer in the data set",
+        error=NO_REFERENCE,
     )
 
 

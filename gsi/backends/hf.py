@@ -13,17 +13,12 @@ import numpy as np
 
 from gsi.backends.base import TokenizedPrompts
 from gsi.backends.law import STEP_SEPARATOR, sampling_logprobs, separator_tokens
-from gsi.backends.prefix_cache import PrefixCache
+from gsi.engines.hf_tree import additive_mask, store_prefixes, token_logprobs, tree_forward
+from gsi.engines.prefix_cache import PrefixCache
+from gsi.groups import split_by_problem
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class HFBackend(TokenizedPrompts):
@@ -39,21 +34,11 @@ class HFBackend(TokenizedPrompts):
         num_threads: int | None = None,
         prefix_cache: int = 512,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from gsi.engines.hf import load
 
-        hf_logging.disable_progress_bar()
-        if num_threads is not None:
-            # Process-wide. Tiny models gain nothing from intra-op threads, and on a
-            # busy CPU spinning OpenMP workers make every small op ~10x slower.
-            torch.set_num_threads(num_threads)
         self.name = name or path
-        self.device = _resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads)
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-        self.model.to(self.device).eval()
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
@@ -63,71 +48,27 @@ class HFBackend(TokenizedPrompts):
         self.stop_ids, self.partial_ids = separator_tokens(self.tokenizer, step_separator)
         self.step_separator = step_separator
         self.prefix_cache = PrefixCache(prefix_cache)
+        self.lm_head = self.model.get_output_embeddings()
+        self.dtype = next(self.model.parameters()).dtype
 
     # ------------------------------------------------------------------ helpers
-    def _left_pad(self, seqs: Sequence[Sequence[int]]):
-        import torch
+    def _head(self, hidden):
+        """Logits from last hidden states (the LM head, with the soft cap of models that have one)."""
+        logits = self.lm_head(hidden)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:
+            import torch
 
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            if s:
-                ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-                mask[i, width - len(s):] = 1
-        return ids.to(self.device), mask.to(self.device)
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
-    @staticmethod
-    def _positions(mask):
-        return (mask.cumsum(-1) - 1).clamp(min=0)
-
-    def _prefill(self, prompt_ids: Sequence[Sequence[int]]):
-        """Run the prompts, reusing cached KV of their longest known prefixes.
-
-        Returns (last-position logits [B, V], the KV cache, the attention mask). Rows
-        are laid out as [cached part, left-padded | new part, left-padded]; the mask
-        has holes where the padding is, and positions follow the mask.
-        """
-        import torch
-        from transformers import DynamicCache
-
-        hits = [self.prefix_cache.lookup(ids) for ids in prompt_ids]
-        known = max(h[0] for h in hits)
-        new = [list(ids[c:]) for ids, (c, _) in zip(prompt_ids, hits)]
-        ids, new_mask = self._left_pad(new)
-        if known == 0:
-            mask = new_mask
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), use_cache=True)
-        else:
-            ref = next(kv for c, kv in hits if c)
-            rows = len(prompt_ids)
-            old_mask = torch.zeros((rows, known), dtype=torch.long, device=self.device)
-            layers = []
-            for k_ref, v_ref in ref:
-                heads, _, dim = k_ref.shape
-                layers.append([
-                    torch.zeros((rows, heads, known, dim), dtype=k_ref.dtype, device=self.device)
-                    for _ in range(2)
-                ])
-            for b, (c, kv) in enumerate(hits):
-                if not c:
-                    continue
-                old_mask[b, known - c:] = 1
-                for (keys, values), (k, v) in zip(layers, kv):
-                    keys[b, :, known - c:] = k
-                    values[b, :, known - c:] = v
-            mask = torch.cat([old_mask, new_mask], dim=1)
-            positions = self._positions(mask)[:, known:]
-            cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in layers])
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-            )
-        cache = out.past_key_values
-        valid = mask.bool()
-        for b, full in enumerate(prompt_ids):
-            kv = [(layer.keys[b][:, valid[b]], layer.values[b][:, valid[b]]) for layer in cache.layers]
-            self.prefix_cache.store(full, kv)
-        return out.logits[:, -1, :], cache, mask
+    def _prefill(self, prompt_ids: Sequence[Sequence[int]], conts: Sequence[Sequence[Sequence[int]]] | None = None):
+        """One row per prompt: its uncached tokens, then ``conts[i]`` packed after it
+        (:func:`gsi.engines.hf_tree.tree_forward`); stores the prompts' KV for the next step."""
+        groups = [(ids, conts[i] if conts else []) for i, ids in enumerate(prompt_ids)]
+        batch = tree_forward(self.model.base_model, groups, self.prefix_cache, self.pad_id, self.device)
+        store_prefixes(self.prefix_cache, prompt_ids, batch)
+        return batch
 
     # ------------------------------------------------------------------ protocol
     def sample(
@@ -137,12 +78,14 @@ class HFBackend(TokenizedPrompts):
         seeds: Sequence[int],
         params: SamplingParams,
     ) -> list[list[StepSample]]:
-        """``n`` steps per prompt; the prompt's KV cache is computed once and shared."""
+        """``n`` steps per prompt, drawn together in one row per prompt: the prompt's KV is
+        computed (or reused) once and never copied; each draw sees the prompt and its own
+        tokens only (a tree attention mask)."""
         import torch
 
         if not prompts:
             return []
-        rows = len(prompts) * n
+        num, rows = len(prompts), len(prompts) * n
         # Per-problem uniforms: draw j of problem i uses row j of its own stream, so the
         # result does not depend on which other problems share the batch.
         uniforms = np.concatenate(
@@ -156,62 +99,69 @@ class HFBackend(TokenizedPrompts):
         finish = ["length"] * rows
         stop_ids = torch.tensor([self.eos_id, *self.stop_ids])
         with torch.inference_mode():
-            last, cache, mask = self._prefill(self._encode_prompts(prompts, steps))
-            width = mask.shape[1]
-            cache.batch_repeat_interleave(n)
+            prompt_ids = self._encode_prompts(prompts, steps)
+            batch = self._prefill(prompt_ids)
+            ends = torch.tensor([batch.prefix_end(b, len(ids)) for b, ids in enumerate(prompt_ids)], device=self.device)
+            last = self._head(batch.hidden[torch.arange(num, device=self.device), ends])
             logits = last.repeat_interleave(n, dim=0)
-            # Room for the whole step in the mask up front: no per-token concatenation.
-            batch_mask = torch.ones((rows, width + steps), dtype=mask.dtype, device=self.device)
-            batch_mask[:, :width] = mask.repeat_interleave(n, dim=0)
-            positions = self._positions(batch_mask[:, :width])[:, -1:]
-            cur = torch.arange(rows)  # original row of each row in the running batch
-            alive = torch.ones(rows, dtype=torch.bool)
+            cache, prompt_keys = batch.cache, batch.key_valid
+            starts = torch.tensor([len(ids) for ids in prompt_ids], device=self.device)[:, None]
+            own = torch.eye(n, dtype=torch.bool, device=self.device)
+            running = torch.arange(num)  # original problem of each row in the running batch
+            alive = torch.ones(rows, dtype=torch.bool)  # per draw (original order)
             for t in range(steps):
+                flat = (running[:, None] * n + torch.arange(n)).flatten()  # draws in running order
                 logp = sampling_logprobs(logits, params.temperature, params.top_p)
                 cdf = logp.double().exp().cumsum(-1)
-                u = uniforms_t[cur.to(self.device), t : t + 1].clamp(min=1e-12) * cdf[:, -1:]
+                u = uniforms_t[flat.to(self.device), t : t + 1].clamp(min=1e-12) * cdf[:, -1:]
                 next_tok = torch.searchsorted(cdf, u).clamp(max=cdf.shape[-1] - 1).squeeze(-1)
                 tok_lp = logp.gather(-1, next_tok[:, None]).squeeze(-1)
                 next_cpu, lp_cpu = next_tok.cpu(), tok_lp.double().cpu().numpy()
-                orig = cur[alive].numpy()
-                tokens[orig, t] = next_cpu[alive]
-                logprob[orig] += lp_cpu[alive.numpy()]
+                live = alive[flat]
+                orig = flat[live].numpy()
+                tokens[orig, t] = next_cpu[live]
+                logprob[orig] += lp_cpu[live.numpy()]
                 length[orig] += 1
-                stopped = torch.isin(next_cpu, stop_ids) & alive
+                stopped = torch.isin(next_cpu, stop_ids) & live
                 for r in torch.nonzero(stopped).flatten().tolist():
-                    finish[int(cur[r])] = "eos" if int(next_cpu[r]) == self.eos_id else "stop"
-                alive &= ~stopped
+                    finish[int(flat[r])] = "eos" if int(next_cpu[r]) == self.eos_id else "stop"
+                alive[flat[stopped]] = False
                 if self.partial_ids and t > 0:
-                    self._stop_on_text(tokens, length, cur, alive, finish)
+                    self._stop_on_text(tokens, length, alive, finish)
                 if not bool(alive.any()) or t == steps - 1:
                     break
-                if int((~alive).sum()) * 4 >= len(alive):
-                    # A quarter of the running rows are done: drop them from the cache.
-                    keep = torch.nonzero(alive).flatten()
+                next_tok = next_tok.view(-1, n)
+                done = ~alive.view(num, n)[running].any(-1)
+                if int(done.sum()) * 4 >= len(running):
+                    # A quarter of the running problems are done: drop them from the cache.
+                    keep = torch.nonzero(~done).flatten()
                     keep_d = keep.to(self.device)
                     cache.batch_select_indices(keep_d)
-                    cur, alive = cur[keep], alive[keep]
-                    batch_mask, positions, next_tok = batch_mask[keep_d], positions[keep_d], next_tok[keep_d]
-                positions = positions + 1
-                out = self.model(
-                    input_ids=next_tok[:, None],
-                    attention_mask=batch_mask[:, : width + t + 1],
-                    position_ids=positions,
+                    running = running[keep]
+                    prompt_keys, starts, next_tok = prompt_keys[keep_d], starts[keep_d], next_tok[keep_d]
+                width = len(running)
+                allowed = torch.cat(
+                    [prompt_keys[:, None, :].expand(width, n, -1), own.repeat(1, t + 1)[None].expand(width, -1, -1)],
+                    dim=2,
+                )
+                out = self.model.base_model(
+                    input_ids=next_tok,
+                    attention_mask=additive_mask(allowed[:, None], self.dtype),
+                    position_ids=(starts + t).expand(width, n),
                     past_key_values=cache,
                     use_cache=True,
                 )
                 cache = out.past_key_values
-                logits = out.logits[:, -1, :]
+                logits = self._head(out.last_hidden_state).flatten(0, 1)
         return self._collect(tokens, length, logprob, finish, len(prompts), n)
 
-    def _stop_on_text(self, tokens, length, cur, alive, finish) -> None:
-        """Stop rows whose last two tokens spell the separator across their boundary."""
-        for k in torch_nonzero(alive):
-            r = int(cur[k])
+    def _stop_on_text(self, tokens, length, alive, finish) -> None:
+        """Stop draws whose last two tokens spell the separator across their boundary."""
+        for r in torch_nonzero(alive):
             end = int(length[r])
             if int(tokens[r, end - 2]) in self.partial_ids:
                 if self.step_separator in self.tokenizer.decode(tokens[r, :end].tolist()):
-                    alive[k] = False
+                    alive[r] = False
                     finish[r] = "stop"
 
     def _collect(self, tokens, length, logprob, finish, num_prompts, n) -> list[list[StepSample]]:
@@ -236,8 +186,9 @@ class HFBackend(TokenizedPrompts):
     ) -> list[np.ndarray]:
         """``log pi(step | prompt)`` for every given step.
 
-        Each prompt is run once; its KV cache is shared by all of its steps, which are
-        then run together in one forward pass (right-padded after the prompt).
+        One row per prompt: its KV is computed (or reused) once, its steps are packed
+        after it (:func:`gsi.engines.hf_tree.tree_forward`), and logits are computed in
+        chunks at the positions that predict a step token only.
         """
         import torch
 
@@ -245,44 +196,34 @@ class HFBackend(TokenizedPrompts):
         if sum(counts) == 0:
             return [np.zeros(0) for _ in prompts]
         keep = [i for i, c in enumerate(counts) if c]
-        conts = [self._encode_step(step) for i in keep for step in steps[i]]
-        width = max(len(c) for c in conts)
+        conts = [[self._encode_step(step) for step in steps[i]] for i in keep]
+        width = max(len(c) for group in conts for c in group)
         prompt_ids = self._encode_prompts([prompts[i] for i in keep], width)
-        rows = torch.repeat_interleave(torch.arange(len(keep)), torch.tensor([counts[i] for i in keep]))
-        cont = torch.full((len(conts), width), self.pad_id, dtype=torch.long)
-        cont_mask = torch.zeros((len(conts), width), dtype=torch.long)
-        for r, c in enumerate(conts):
-            cont[r, : len(c)] = torch.tensor(c, dtype=torch.long)
-            cont_mask[r, : len(c)] = 1
-        cont, cont_mask = cont.to(self.device), cont_mask.to(self.device)
-        rows_d = rows.to(self.device)
+        rows, cols, targets, owner = [], [], [], []
         with torch.inference_mode():
-            last, cache, mask = self._prefill(prompt_ids)
-            first = last.index_select(0, rows_d)[:, None, :]
-            if width > 1:
-                cache.batch_select_indices(rows_d)
-                prefix_mask = mask.index_select(0, rows_d)
-                start = prefix_mask.sum(-1, keepdim=True)
-                positions = start + torch.arange(width - 1, device=self.device)[None, :]
-                rest = self.model(
-                    input_ids=cont[:, :-1],
-                    attention_mask=torch.cat([prefix_mask, cont_mask[:, :-1]], dim=1),
-                    position_ids=positions,
-                    past_key_values=cache,
-                ).logits
-                logits = torch.cat([first, rest], dim=1)
-            else:
-                logits = first
-            logp = sampling_logprobs(logits, params.temperature, params.top_p)
-            tok_lp = logp.gather(-1, cont[:, :, None]).squeeze(-1).double()
-            # 0 * -inf would be NaN: zero the padding explicitly
-            tok_lp = torch.where(cont_mask.bool(), tok_lp, torch.zeros_like(tok_lp))
-            totals = tok_lp.sum(-1).cpu().numpy()
-        out_list, k = [], 0
-        for c in counts:
-            out_list.append(totals[k : k + c])
-            k += c
-        return out_list
+            batch = self._prefill(prompt_ids, [[c[:-1] for c in group] for group in conts])
+            r = 0
+            for b, group in enumerate(conts):
+                end = batch.prefix_end(b, len(prompt_ids[b]))
+                for j, c in enumerate(group):
+                    if not c:
+                        r += 1
+                        continue
+                    # the prompt's last token predicts c[0], c[t] predicts c[t + 1]
+                    cols += [end] + [batch.starts[b][j] + t for t in range(len(c) - 1)]
+                    rows += [b] * len(c)
+                    targets += c
+                    owner += [r] * len(c)
+                    r += 1
+            totals = torch.zeros(r, dtype=torch.float64, device=self.device)
+            if targets:
+                hidden = batch.hidden[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)]
+                lp = token_logprobs(
+                    self._head, hidden, torch.tensor(targets, device=self.device),
+                    lambda logits: sampling_logprobs(logits, params.temperature, params.top_p),
+                )
+                totals.index_add_(0, torch.tensor(owner, device=self.device), lp)
+        return split_by_problem(totals.cpu().numpy(), counts)
 
 
 def torch_nonzero(mask) -> list[int]:

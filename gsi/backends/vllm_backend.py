@@ -30,7 +30,7 @@ import numpy as np
 
 from gsi.backends.base import TokenizedPrompts
 from gsi.backends.law import STEP_SEPARATOR
-from gsi.backends.vllm_engine import device_key, engine_options, start_engine, uses_v2_runner
+from gsi.engines.vllm import device_key, engine_options, start_engine, uses_v2_runner
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)

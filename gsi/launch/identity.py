@@ -4,7 +4,10 @@ Only the keys that can change results enter the hash; how and where a run is lau
 (``hydra``, incl. the launcher), how it is tracked (``tracking``) and whether a progress bar
 is drawn (``progress``) do not. So the same configuration always maps to the same output
 directory (``outputs/runs/<name>-<hash>``), different configurations never share one, and
-launching a sweep again finds the runs that already finished or started.
+launching a sweep again finds the runs that already finished or started. Paths inside the
+installed ``gsi`` package (the embedded toy models) enter the hash relative to the package
+(``gsi:toy/assets/small``), so a clone elsewhere, or a moved checkout, maps a configuration
+to the same directory name.
 
 ``${gsi.run_id:}`` in ``conf/config.yaml`` (``hydra.run.dir``, ``hydra.sweep.subdir``)
 calls :func:`run_id` on the config being run.
@@ -21,8 +24,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-NON_RESULT_KEYS = frozenset({"hydra", "launcher", "tracking", "progress"})
+# retry_errors is how a run resumes, not what it computes: both settings share a directory
+NON_RESULT_KEYS = frozenset({"hydra", "launcher", "tracking", "progress", "retry_errors"})
 HASH_CHARS = 10
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def result_config(cfg: DictConfig) -> dict[str, Any]:
@@ -43,7 +48,9 @@ def _canonical(obj: Any) -> Any:
         return {str(k): _canonical(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_canonical(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+    if isinstance(obj, str):
+        return portable(obj)
+    if isinstance(obj, bool) or obj is None:
         return obj
     if isinstance(obj, (int, float)):
         f = float(obj)
@@ -51,6 +58,43 @@ def _canonical(obj: Any) -> Any:
             return repr(f)
         return int(f) if f.is_integer() else f
     return str(obj)
+
+
+def portable(text: str) -> str:
+    """An absolute path inside the ``gsi`` package as ``gsi:<relative path>``; other text as is."""
+    if not text.startswith("/") or PACKAGE.as_posix() not in text:
+        return text
+    try:
+        return "gsi:" + Path(text).resolve().relative_to(PACKAGE).as_posix()
+    except ValueError:
+        return text
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a configuration computes, flattened (``{"model.small.path": "gsi:toy/assets/small", ...}``)
+    in the canonical form its hash is taken of: the record a run directory is checked against."""
+    return _flatten(_canonical(result_config(cfg)))
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict) or not tree:
+        return {prefix[:-1]: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+
+
+def identity_diff(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``["beta (20 here, 0.5 recorded)", ...]``: the keys whose values differ."""
+    missing = object()
+    out = []
+    for key in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(key, missing), current.get(key, missing)
+        if old != new:
+            show = lambda v: "unset" if v is missing else json.dumps(v)  # noqa: E731
+            out.append(f"{key} ({show(new)} here, {show(old)} recorded)")
+    return out
 
 
 def config_hash(cfg: DictConfig, chars: int = HASH_CHARS) -> str:

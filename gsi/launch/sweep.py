@@ -5,9 +5,10 @@ submitit plugin's launchers), in the process where ``python run.py -m ...`` runs
 
 1. compose every job's config and validate it; any config error stops the sweep with one
    line per bad job and exit code 2 **before anything is submitted**;
-2. compute every job's run directory (its identity, ``gsi.launch.identity``); a job whose
-   directory holds a finished run is not submitted, nor is a second job with the same
-   identity in one sweep;
+2. compute every job's run directory (its identity, ``gsi.launch.identity``) and check it
+   (writable, holding this configuration if any); a job whose directory holds a finished
+   run is not submitted, nor one whose directory another process is writing ("running"),
+   nor a second job with the same identity in one sweep;
 3. submit the remaining jobs as one array (``executor.batch()``); a partly finished run
    resumes per problem inside its job;
 4. wait for all, print one table (job, state, config, log or output) and exit with 1 if any
@@ -26,7 +27,7 @@ from gsi.launch.identity import finished_metrics
 
 log = logging.getLogger(__name__)
 
-SUBMIT, FINISHED, DUPLICATE = "submit", "finished earlier", "duplicate"
+SUBMIT, FINISHED, DUPLICATE, RUNNING = "submit", "finished earlier", "duplicate", "running"
 
 
 @dataclasses.dataclass
@@ -56,11 +57,13 @@ def plan_jobs(hydra_context: Any, master_config: Any, job_overrides: Sequence[Se
     from omegaconf.errors import OmegaConfBaseException
 
     from gsi.config import ConfigError, validate
-    from gsi.launch.identity import result_config
+    from gsi.launch.identity import identity, identity_diff, result_config
+    from gsi.rundir import check_identity, check_output_dir, holder, is_locked
 
     planned: list[PlannedJob] = []
     errors: list[str] = []
     first_in_sweep: dict[Path, int] = {}
+    identities: dict[Path, dict] = {}
     for k, overrides in enumerate(job_overrides):
         num, label = initial_job_idx + k, _label(overrides)
         cfg = hydra_context.config_loader.load_sweep_config(master_config, list(overrides))
@@ -71,6 +74,14 @@ def plan_jobs(hydra_context: Any, master_config: Any, job_overrides: Sequence[Se
             validate(cfg)
             result_config(cfg)  # resolves every interpolation of the job's config
             run_dir = (Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)).absolute()
+            check_output_dir(run_dir, "hydra.sweep.dir")
+            check_identity(run_dir, cfg)
+            mine = identity(cfg)
+            diff = identity_diff(identities[run_dir], mine) if run_dir in identities else []
+            if diff:
+                raise ConfigError(f"it would write {run_dir} as job #{first_in_sweep[run_dir]} does, with another "
+                                  f"configuration ({diff[0]}): keep ${{gsi.run_id:}} in hydra.sweep.subdir")
+            identities.setdefault(run_dir, mine)
         except (ConfigError, OmegaConfBaseException, ValueError) as exc:
             errors.append(f"gsi: config error in job #{num} ({label}): {str(exc).splitlines()[0]}")
             continue
@@ -80,12 +91,14 @@ def plan_jobs(hydra_context: Any, master_config: Any, job_overrides: Sequence[Se
         else:
             first_in_sweep[run_dir] = num
             job.metrics = finished_metrics(run_dir)
-            if job.metrics is not None:
+            if is_locked(run_dir):
+                job.state, job.log_path, job.metrics = RUNNING, f"being written by {holder(run_dir)}", None
+            elif job.metrics is not None:
                 job.state = FINISHED
         planned.append(job)
     if errors:
         print("\n".join(errors), file=sys.stderr)
-        print(f"gsi: {len(errors)} of {len(job_overrides)} jobs have config errors: nothing was submitted",
+        print(f"gsi: {len(errors)} of {len(job_overrides)} jobs have config errors: nothing was submitted or run",
               file=sys.stderr)
         raise SystemExit(2)
     return planned
@@ -158,8 +171,9 @@ def launch_sweep(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     finished = sum(j.state == FINISHED for j in planned)
-    log.info("sweep of %d jobs in %s: %d to submit, %d finished earlier, %d duplicate",
-             len(planned), sweep_dir, len(todo), finished, len(planned) - len(todo) - finished)
+    running = sum(j.state == RUNNING for j in planned)
+    log.info("sweep of %d jobs in %s: %d to submit, %d finished earlier, %d running, %d duplicate",
+             len(planned), sweep_dir, len(todo), finished, running, len(planned) - len(todo) - finished - running)
     if todo:
         executor = make_executor(launcher._EXECUTOR, launcher.params)
         state = Singleton.get_state()

@@ -15,11 +15,11 @@ that itself contains the tag) or that does not fit ``max_length`` scores NaN.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from gsi.engines.hf import check_local_path
 from gsi.rewards.prm_format import (
     QWEN_MATH_SYSTEM,
     QWEN_STEP_TAG,
@@ -31,13 +31,7 @@ from gsi.rewards.prm_format import (
 log = logging.getLogger(__name__)
 
 
-def _check_model_dir(path: str, key: str = "reward.path") -> None:
-    p = Path(path).expanduser()
-    if str(path).startswith(("/", "./", "../", "~")) and not p.exists():
-        raise ValueError(
-            f"{key}={path!r} does not exist: point it at a PRM directory "
-            "(the toy PRM is rebuilt by `python -m gsi.toy.train_prm`)"
-        )
+PATH_HINT = "point it at a PRM directory (the toy PRM is rebuilt by `python -m gsi.toy.train_prm`)"
 
 
 class _QwenPRMBase:
@@ -49,7 +43,7 @@ class _QwenPRMBase:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        _check_model_dir(path)
+        check_local_path(path, "reward.path", PATH_HINT)
         self.name = name or path
         self.path = path
         self.aggregation = check_aggregation(aggregation)
@@ -69,8 +63,11 @@ class _QwenPRMBase:
     def encode(self, question: str, steps: Sequence[str]) -> list[int] | None:
         """Token ids of one partial solution, or None if it cannot be judged."""
         text = render_qwen_prm(self.tokenizer, question, steps, self.system_prompt)
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if ids.count(self.step_tag_id) != len(steps):
+        return self.checked(self.tokenizer.encode(text, add_special_tokens=False), len(steps))
+
+    def checked(self, ids: list[int], steps: int) -> list[int] | None:
+        """``ids`` if they can be judged: one tag per step, within ``max_length``."""
+        if ids.count(self.step_tag_id) != steps:
             return None
         if self.max_length is not None and len(ids) > self.max_length:
             log.warning("PRM input of %d tokens exceeds max_length=%d: scored NaN", len(ids), self.max_length)
@@ -105,40 +102,49 @@ class HFQwenPRM(_QwenPRMBase):
         batch_size: int = 64,
         max_length: int | None = None,
         num_threads: int | None = None,
+        prefix_cache: int = 512,
     ) -> None:
-        import torch
-
-        from gsi.backends.hf import _resolve_device
+        from gsi.engines.hf import load
+        from gsi.engines.prefix_cache import PrefixCache
         from gsi.rewards.qwen2_prm_model import Qwen2ForProcessRewardModel
 
         if batch_size < 1:
             raise ValueError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
         super().__init__(path, name, aggregation, system_prompt, step_tag, max_length)
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        self.device = _resolve_device(device)
         self.batch_size = batch_size
-        self.model = Qwen2ForProcessRewardModel.from_pretrained(path, dtype=getattr(torch, dtype))
-        self.model.to(self.device).eval()
+        self.model, _, self.device = load(path, Qwen2ForProcessRewardModel, dtype, device, num_threads, tokenizer=False)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.prefix_cache = PrefixCache(prefix_cache)
+
+    def score(
+        self,
+        questions: Sequence[str],
+        previous: Sequence[Sequence[str]],
+        candidates: Sequence[Sequence[str]],
+    ) -> list[np.ndarray]:
+        """Per problem, the partial solution shared by its candidates runs once (its KV
+        reused from the previous step when cached) and the candidates' own tokens are
+        packed after it (:func:`gsi.engines.hf_tree.tree_forward`); identical inputs are
+        scored once. Equal to :meth:`step_probabilities` on the full inputs up to float
+        rounding."""
+        from gsi.rewards.prm_packed import packed_rewards
+
+        return packed_rewards(self, questions, previous, candidates)
 
     def step_probabilities(self, token_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Full recomputation of every input (the reference the packed path equals)."""
         import torch
 
-        out: list[np.ndarray | None] = [None] * len(token_ids)
-        order = sorted(range(len(token_ids)), key=lambda k: len(token_ids[k]))  # less padding
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(len(token_ids[k]) for k in chunk)
-            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, k in enumerate(chunk):  # right padding: real tokens keep positions 0..n-1
-                ids[row, : len(token_ids[k])] = torch.tensor(token_ids[k])
-                mask[row, : len(token_ids[k])] = 1
-            with torch.inference_mode():
-                logits = self.model(ids.to(self.device), mask.to(self.device))
-                positive = torch.softmax(logits.float(), dim=-1)[..., 1].cpu().numpy()
-            tags = (ids == self.step_tag_id).numpy() & mask.numpy().astype(bool)
-            for row, k in enumerate(chunk):
-                out[k] = positive[row][tags[row]].astype(np.float64)
-        return out  # type: ignore[return-value]
+        from gsi.engines.hf import batched
+
+        def run(ids, mask):
+            positive = torch.softmax(self.model(ids, mask).float(), dim=-1)[..., 1].cpu().numpy()
+            return positive, ids.cpu().numpy()
+
+        def read(outputs, row, k):
+            positive, ids = outputs
+            tags = ids[row, : len(token_ids[k])] == self.step_tag_id
+            return positive[row, : len(token_ids[k])][tags].astype(np.float64)
+
+        return batched(token_ids, self.batch_size, run, read, self.pad_id, self.device)
+

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from gsi.groups import split_by_problem  # noqa: F401 - the one split, also used by the vLLM PRM
+
 QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 QWEN_STEP_TAG = "<extra_0>"
 AGGREGATIONS = ("last", "min", "product")
@@ -60,15 +62,6 @@ def render_qwen_prm(tokenizer, question: str, steps: Sequence[str], system: str 
 def solutions(previous: Sequence[Sequence[str]], candidates: Sequence[Sequence[str]]) -> list[list[str]]:
     """Every partial solution to judge, problem by problem: ``previous[i] + [c]``."""
     return [list(prev) + [c] for prev, cands in zip(previous, candidates) for c in cands]
-
-
-def split_by_problem(values: Sequence[float], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
-    """Undo :func:`solutions`' flattening: one array of rewards per problem."""
-    out, start = [], 0
-    for cands in candidates:
-        out.append(np.asarray(values[start : start + len(cands)], dtype=np.float64))
-        start += len(cands)
-    return out
 
 
 def score_candidates(prm, questions, previous, candidates) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gsi.backends.vllm_engine import device_key, engine_options, start_engine
+from gsi.engines.vllm import device_key, engine_options, start_engine
 from gsi.rewards.prm import _QwenPRMBase
 from gsi.rewards.prm_format import QWEN_MATH_SYSTEM, QWEN_STEP_TAG, score_candidates
 

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from gsi.rewards.prm import _check_model_dir
+from gsi.engines.hf import check_local_path
+from gsi.rewards.prm import PATH_HINT
 from gsi.rewards.prm_format import check_aggregation, score_candidates
 
 FORMATS = ("step_tag", "chat")
@@ -48,27 +49,20 @@ class StepTagLMPRM:
         max_length: int | None = None,
         num_threads: int | None = None,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        from gsi.backends.hf import _resolve_device
+        from gsi.engines.hf import load
 
         if format not in FORMATS:
             raise ValueError(f"reward.format={format!r} is not allowed: choose one of {', '.join(FORMATS)}")
         if batch_size < 1:
             raise ValueError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
-        _check_model_dir(path)
-        hf_logging.disable_progress_bar()
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
+        check_local_path(path, "reward.path", PATH_HINT)
         self.name = name or path
         self.format = format
         self.aggregation = check_aggregation(aggregation)
         self.step_tag, self.step_prefix, self.step_sep, self.question_sep = step_tag, step_prefix, step_sep, question_sep
         self.positive = positive
         self.batch_size, self.max_length = batch_size, max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads)
         if not self.tokenizer.is_fast:
             raise ValueError(f"reward.path={path!r}: a fast tokenizer (character offsets) is needed")
         if chat_template is not None:
@@ -77,9 +71,6 @@ class StepTagLMPRM:
             raise ValueError(f"reward.format='chat' but the tokenizer of {path!r} has no chat template: "
                              "set reward.chat_template")
         self.label_ids = [self._single_token(positive, "positive"), self._single_token(negative, "negative")]
-        self.device = _resolve_device(device)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-        self.model.to(self.device).eval()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     def _single_token(self, text: str, key: str) -> int:
@@ -137,24 +128,16 @@ class StepTagLMPRM:
 
     # -------------------------------------------------------------- scoring
     def step_probabilities(self, encoded: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray]:
-        import torch
+        from gsi.engines.hf import batched
 
-        out: list[np.ndarray | None] = [None] * len(encoded)
-        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k][0]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(len(encoded[k][0]) for k in chunk)
-            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, k in enumerate(chunk):
-                ids[row, : len(encoded[k][0])] = torch.tensor(encoded[k][0])
-                mask[row, : len(encoded[k][0])] = 1
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-                pair = logits[..., self.label_ids].float().log_softmax(-1)[..., 0].exp().cpu().numpy()
-            for row, k in enumerate(chunk):
-                out[k] = pair[row, encoded[k][1]].astype(np.float64)
-        return out  # type: ignore[return-value]
+        def run(ids, mask):
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            return logits[..., self.label_ids].float().log_softmax(-1)[..., 0].exp().cpu().numpy()
+
+        def read(pair, row, k):
+            return pair[row, encoded[k][1]].astype(np.float64)
+
+        return batched([e[0] for e in encoded], self.batch_size, run, read, self.pad_id, self.device)
 
     def score(
         self,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsi.engines.hf import pad, pad_with_mask
 from gsi.toy.fit import fit, machine, optimizer
 from gsi.toy.task import ToyProblem, is_heldout, sample_problem
 from gsi.toy.tokenizer import build_tokenizer, save_tokenizer, vocabulary
@@ -70,8 +71,6 @@ def build_model(spec: ModelSpec, seed: int):
 
 def training_batch(rng: np.random.Generator, tokenizer, size: int):
     """Token ids and labels for ``size`` training problems (prompt tokens unlabeled)."""
-    import torch
-
     problems: list[ToyProblem] = []
     while len(problems) < size:
         p = sample_problem(rng)
@@ -84,15 +83,8 @@ def training_batch(rng: np.random.Generator, tokenizer, size: int):
         answer.append(tokenizer.eos_token_id)
         seqs.append(prompt + answer)
         labels.append([-100] * len(prompt) + answer)
-    width = max(len(s) for s in seqs)
-    ids = torch.full((size, width), tokenizer.pad_token_id, dtype=torch.long)
-    lab = torch.full((size, width), -100, dtype=torch.long)
-    mask = torch.zeros((size, width), dtype=torch.long)
-    for i, (s, lbl) in enumerate(zip(seqs, labels)):
-        ids[i, : len(s)] = torch.tensor(s)
-        lab[i, : len(lbl)] = torch.tensor(lbl)
-        mask[i, : len(s)] = 1
-    return ids, mask, lab
+    ids, mask = pad_with_mask(seqs, tokenizer.pad_token_id)
+    return ids, mask, pad(labels, -100)
 
 
 def train(which: str, out: Path, seed: int = 0, steps: int | None = None) -> dict:

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gsi.engines.hf import load, pad, pad_with_mask
 from gsi.toy.fit import fit, machine, optimizer
 from gsi.rewards.prm_format import QWEN_STEP_TAG, qwen_prm_messages
 from gsi.toy.task import OPS, STEP_SEP, ToyProblem, apply, generate_problems, is_heldout, sample_problem
@@ -87,12 +88,9 @@ def continue_after(p: ToyProblem, wrong: str, index: int) -> str | None:
 def sample_small_steps(problems: Sequence[ToyProblem], seed: int) -> list[tuple[ToyProblem, int, str]]:
     """Wrong steps the toy small model makes after a correct prefix, at temperature 1."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = ASSETS / "small"
-    tok = AutoTokenizer.from_pretrained(path)
+    model, tok, _ = load(str(ASSETS / "small"), device="cpu")
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     torch.manual_seed(seed)
     found = []
     for start in range(0, len(problems), 128):
@@ -164,8 +162,6 @@ def encode_example(tok, p: ToyProblem, steps: Sequence[str], tag_id: int) -> tup
 
 
 def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_problems: list):
-    import torch
-
     seqs, labels = [], []
     for _ in range(size):
         if sampled_problems and rng.random() < 0.25:
@@ -178,21 +174,12 @@ def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_prob
         ids, lab = encode_example(tok, p, steps, tag_id)
         seqs.append(ids)
         labels.append(lab)
-    width = max(len(s) for s in seqs)
-    ids = torch.full((size, width), tok.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((size, width), dtype=torch.long)
-    target = torch.full((size, width), -100, dtype=torch.long)
-    for i, (s, lab) in enumerate(zip(seqs, labels)):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-        target[i, : len(s)] = torch.tensor(lab)
-    return ids, mask, target
+    ids, mask = pad_with_mask(seqs, tok.pad_token_id)
+    return ids, mask, pad(labels, -100)
 
 
 def lm_batch(rng, tok, size: int):
     """Right solutions as PRM conversations, for the causal-LM warm-up (answer tokens labelled)."""
-    import torch
-
     seqs, labels = [], []
     for _ in range(size):
         p = sample_problem(rng)
@@ -201,13 +188,8 @@ def lm_batch(rng, tok, size: int):
         ids, lab = encode_example(tok, p, p.solution_steps(), tok.convert_tokens_to_ids(QWEN_STEP_TAG))
         seqs.append(ids)
         labels.append([t if y >= 0 else -100 for t, y in zip(ids, lab)])
-    width = max(len(s) for s in seqs)
-    ids = torch.full((size, width), tok.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((size, width), dtype=torch.long)
-    target = torch.full((size, width), -100, dtype=torch.long)
-    for i, (s, lab) in enumerate(zip(seqs, labels)):
-        ids[i, : len(s)], mask[i, : len(s)], target[i, : len(s)] = torch.tensor(s), 1, torch.tensor(lab)
-    return ids, mask, target
+    ids, mask = pad_with_mask(seqs, tok.pad_token_id)
+    return ids, mask, pad(labels, -100)
 
 
 # ------------------------------------------------------------------ evaluation

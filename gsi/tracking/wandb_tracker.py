@@ -1,168 +1,22 @@
-"""Experiment tracking: the pipeline reports a run's progress to a tracker.
-
-``conf/tracking/`` picks the tracker with ``_target_``: :class:`WandbTracker` (the
-default) or :class:`NullTracker`. W&B is a view of the run directory, never its source
-of truth: every W&B call is guarded, and a failure (no network, a full disk, a bad
-setting) is logged once and the run goes on without W&B. ``wandb`` is imported only
-when a W&B run starts.
-
-Logged keys (the names the dashboards and tests rely on):
-``problem/*`` per finished problem against ``problem/index``, ``step/*`` per iteration
-of the decoding loop against ``step/index``, the run's ``metrics.json`` as the summary,
-and the per-problem results as the table ``results``.
-"""
+"""Weights & Biases as a view of the run directory: every call guarded, ``wandb`` imported
+only when a run starts; a failure is logged once and the run goes on without W&B."""
 
 from __future__ import annotations
 
 import logging
-import math
-import netrc
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
-from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
 from gsi.decoding import StepSummary
+from gsi.tracking.base import NullTracker
+from gsi.tracking.keys import PROBLEM_X, STEP_X, TABLE_COLUMNS, TABLE_KEY, finite as _finite
+from gsi.tracking.mode import resolve_mode
+from gsi.tracking.naming import run_name, sweep_group
 from gsi.types import ProblemResult
 
 log = logging.getLogger(__name__)
-
-PROBLEM_X = "problem/index"
-PROBLEM_KEYS = (
-    "problem/running_accuracy",
-    "problem/running_acceptance_rate",
-    "problem/correct",
-    "problem/final_reward",
-    "problem/latency_s",
-    "problem/steps",
-    "problem/tokens_small",
-    "problem/tokens_big",
-)
-STEP_X = "step/index"
-STEP_KEYS = ("step/acceptance_rate", "step/mean_reward", "step/active")
-TABLE_KEY = "results"
-TABLE_COLUMNS = (
-    "problem_id",
-    "correct",
-    "final_reward",
-    "steps",
-    "accepted_steps",
-    "latency_s",
-    "tokens_small",
-    "tokens_big",
-    "stop_reason",
-    "answer",
-    "reference",
-)
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-# W&B's public API hosts (wandb >= 0.26 defaults to the first; `wandb login` writes netrc for it).
-WANDB_HOSTS = ("api.forge.coreweave.com", "api.wandb.ai")
-
-
-def logged_in() -> bool:
-    """Whether W&B credentials are present (env or netrc), without asking anyone."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    base = os.environ.get("WANDB_BASE_URL")
-    hosts = [urlparse(base).hostname or ""] if base else list(WANDB_HOSTS)
-    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
-    try:
-        entries = netrc.netrc(path)
-    except (OSError, netrc.NetrcParseError):
-        return False
-    return any((auth := entries.authenticators(host)) and auth[2] for host in hosts)
-
-
-def resolve_mode(requested: str) -> str:
-    """``auto`` -> ``WANDB_MODE`` if set, else online when logged in, else offline.
-    ``online`` without credentials becomes offline (W&B would otherwise prompt)."""
-    env = os.environ.get("WANDB_MODE", "").strip().lower()
-    mode = requested
-    if mode == "auto" and env:
-        mode = {"dryrun": "offline", "run": "online"}.get(env, env)
-    if mode == "auto":
-        return "online" if logged_in() else "offline"
-    if mode == "online" and not logged_in():
-        log.warning("tracking.mode=online but no W&B credentials (WANDB_API_KEY or netrc): logging offline")
-        return "offline"
-    return mode
-
-
-def run_name(cfg: DictConfig, with_shard: bool = True) -> str:
-    """A name a person reads: method, beta, threshold (methods that reject), shard."""
-    from gsi.methods import METHODS
-
-    method = cfg.method.name
-    parts = [method, f"beta={float(cfg.beta):g}"]
-    if method in METHODS and METHODS[method].rejects:
-        parts.append(f"u={float(cfg.threshold):g}")
-    if with_shard and int(cfg.shard.count) > 1:
-        parts.append(f"shard={cfg.shard.index}/{cfg.shard.count}")
-    return " ".join(parts)
-
-
-def sweep_group(cfg: DictConfig) -> str | None:
-    """The W&B group of a multirun job: ``sweep:`` and the keys the command line sets
-    (``sweep:beta,method``), so relaunching a sweep — which resumes into the same run
-    directories — also lands in the same group; ``tracking.group=NAME`` names it
-    explicitly. The shards of one configuration run outside a sweep share its name."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            keys = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
-            keys = {k for k in keys if not k.startswith(("hydra", "tracking"))}
-            return "sweep:" + ",".join(sorted(keys))
-    except Exception:  # noqa: BLE001 - no Hydra context is fine
-        pass
-    return run_name(cfg, with_shard=False) if int(cfg.shard.count) > 1 else None
-
-
-@dataclass
-class _Totals:
-    problems: int = 0
-    correct: int = 0
-    steps: int = 0
-    accepted: int = 0
-
-    def add(self, row: Mapping[str, Any]) -> None:
-        self.problems += 1
-        self.correct += int(bool(row["correct"]))
-        self.steps += int(row["steps"])
-        self.accepted += int(row["accepted_steps"])
-
-
-class NullTracker:
-    """Tracks nothing (``tracking=none``); also the interface every tracker has."""
-
-    def __init__(self, **_: Any) -> None:
-        self.totals = _Totals()
-
-    def start(self, cfg: DictConfig, run_dir: Path, previous: Iterable[Mapping[str, Any]] = ()) -> None:
-        """Begin a run; ``previous`` are the rows a resumed run already has."""
-        for row in previous:
-            self.totals.add(row)
-
-    def problem(self, result: ProblemResult) -> None:
-        self.totals.add(result.to_json())
-
-    def step(self, summary: StepSummary) -> None:
-        pass
-
-    def finish(self, metrics: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> None:
-        pass
-
-    def abort(self) -> None:
-        """The run failed: close the tracking run as failed."""
 
 
 class WandbTracker(NullTracker):
@@ -325,18 +179,3 @@ class WandbTracker(NullTracker):
         if self.run is not None:
             self._guard(self.run.finish, 1)
             self.run = None
-
-
-def build_tracker(cfg: DictConfig, run_dir: Path, previous: Iterable[Mapping[str, Any]] = ()) -> NullTracker:
-    """The configured tracker (``cfg.tracking._target_``), started; never raises for W&B."""
-    node = cfg.get("tracking")
-    tracker: NullTracker = NullTracker()
-    if node is not None:
-        from hydra.utils import instantiate
-
-        try:
-            tracker = instantiate(node, _convert_="all")
-        except Exception as exc:  # noqa: BLE001 - a tracker must never stop a run
-            log.warning("could not build the tracker %s (%s); tracking is off", node.get("_target_"), exc)
-    tracker.start(cfg, run_dir, previous)
-    return tracker

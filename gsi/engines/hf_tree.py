@@ -1,0 +1,148 @@
+"""Prefix-sharing forward passes for causal transformers: no n-fold copy of a prefix.
+
+A batch of *groups* — a prefix and the continuations that follow it (a problem's prompt
+and its candidate steps; a PRM's partial solution and its candidate last steps) — runs
+as one row per group: the prefix's cached KV (from a :class:`PrefixCache`, left-padded),
+then the prefix's new tokens, then every continuation packed one after the other. A 4D
+attention mask makes each continuation see the prefix and its own earlier tokens only,
+and positions restart at the prefix length for each continuation, so every token gets
+the hidden state it would get in its own unpadded sequence (up to float rounding). The
+row costs prefix + sum of continuation lengths, not n * prefix.
+
+Memory stays at prefix + n * W per group; the caller reads outputs only at the positions
+it needs (:func:`gather`), in chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from gsi.engines.prefix_cache import PrefixCache
+
+
+@dataclass
+class TreeBatch:
+    """The result of :func:`tree_forward` (rows in the order of the groups given)."""
+
+    hidden: Any  # [rows, Q, hidden]: last hidden states of the new part of each row
+    cache: Any  # the DynamicCache after the pass: [cached K | new Q] keys per row
+    key_valid: Any  # [rows, K + Q] bool: the keys that are real tokens of the prefix
+    cached: list[int]  # per row, prefix tokens that came from the cache
+    extras: list[Any]  # per row, the cache's stored extra for those tokens (or None)
+    starts: list[list[int]]  # per row, where each continuation starts in the new part
+    known: int  # K: width of the cached part
+
+    def prefix_end(self, row: int, prefix_len: int) -> int:
+        """Index in the new part of the prefix's last token."""
+        return prefix_len - self.cached[row] - 1
+
+
+def additive_mask(allowed, dtype):
+    """A boolean allowed-mask as the additive float mask every attention kernel takes."""
+    import torch
+
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed, torch.finfo(dtype).min
+    )
+
+
+def tree_forward(
+    body,
+    groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
+    prefix_cache: PrefixCache | None,
+    pad_id: int,
+    device: str,
+) -> TreeBatch:
+    """Run ``groups`` = [(prefix ids, [continuation ids, ...]), ...] through ``body``
+    (a transformers base model: ``model.base_model``), reusing cached prefix KV.
+
+    Every prefix needs at least one token; continuations may be empty.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    hits = [prefix_cache.lookup(p) if prefix_cache is not None else (0, None, None) for p, _ in groups]
+    rows = len(groups)
+    known = max((c for c, _, _ in hits), default=0)
+    news, segs, pos, starts = [], [], [], []
+    for (prefix, conts), (c, _, _) in zip(groups, hits):
+        ids, seg, p = list(prefix[c:]), [0] * (len(prefix) - c), list(range(c, len(prefix)))
+        row_starts = []
+        for j, cont in enumerate(conts):
+            row_starts.append(len(ids))
+            ids += list(cont)
+            seg += [j + 1] * len(cont)
+            p += range(len(prefix), len(prefix) + len(cont))
+        news.append(ids)
+        segs.append(seg)
+        pos.append(p)
+        starts.append(row_starts)
+    width = max(len(n) for n in news)
+    from gsi.engines.hf import pad
+
+    ids = pad(news, pad_id).to(device)
+    seg = pad(segs, -1).to(device)
+    positions = pad(pos, 0).to(device)
+    # New part: causal, within the shared prefix (seg 0) or one's own continuation.
+    q = torch.arange(width, device=device)
+    causal = q[None, :, None] >= q[None, None, :]
+    same = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])
+    new_allowed = causal & same & (seg[:, None, :] >= 0)
+    new_allowed |= torch.eye(width, dtype=torch.bool, device=device)[None]  # padding sees itself
+    cached_valid = torch.zeros((rows, known), dtype=torch.bool, device=device)
+    for b, (c, _, _) in enumerate(hits):
+        cached_valid[b, known - c:] = True
+    allowed = torch.cat([cached_valid[:, None, :].expand(rows, width, known), new_allowed], dim=2)
+    dtype = next(body.parameters()).dtype
+    mask = additive_mask(allowed[:, None], dtype)
+    cache = None
+    if known:
+        ref = next(kv for c, kv, _ in hits if c)
+        layers = []
+        for k_ref, _ in ref:
+            heads, _, dim = k_ref.shape
+            layers.append([torch.zeros((rows, heads, known, dim), dtype=k_ref.dtype, device=device) for _ in range(2)])
+        for b, (c, kv, _) in enumerate(hits):
+            for (keys, values), (k, v) in zip(layers, kv or []):
+                keys[b, :, known - c:] = k
+                values[b, :, known - c:] = v
+        cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in layers])
+    else:
+        cache = DynamicCache()
+    out = body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    prefix_new = torch.zeros((rows, width), dtype=torch.bool, device=device)
+    for b, ((prefix, _), (c, _, _)) in enumerate(zip(groups, hits)):
+        prefix_new[b, : len(prefix) - c] = True
+    key_valid = torch.cat([cached_valid, prefix_new], dim=1)
+    return TreeBatch(out.last_hidden_state, out.past_key_values, key_valid, [c for c, _, _ in hits],
+                     [e for _, _, e in hits], starts, known)
+
+
+def prefix_items(prefixes: Sequence[Sequence[int]], batch: TreeBatch, extras: Sequence[Any] | None = None) -> list:
+    """``(ids, kv, extra)`` of each row's prefix, for :meth:`PrefixCache.store_all`
+    (``extras[b]``: per-token outputs of the whole prefix)."""
+    items = []
+    for b, prefix in enumerate(prefixes):
+        keep = batch.key_valid[b]
+        kv = [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in batch.cache.layers]
+        items.append((prefix, kv, None if extras is None else extras[b]))
+    return items
+
+
+def store_prefixes(prefix_cache: PrefixCache | None, prefixes: Sequence[Sequence[int]], batch: TreeBatch) -> None:
+    """Keep each row's prefix KV for the next call (all rows of one call together)."""
+    if prefix_cache is not None and prefix_cache.max_entries > 0:
+        prefix_cache.store_all(prefix_items(prefixes, batch))
+
+
+def token_logprobs(lm_head, hidden, targets, law, chunk: int = 1024):
+    """``law(logits)[target]`` (log-probabilities) for ``hidden`` [M, H] and ``targets``
+    [M], ``chunk`` rows of logits at a time (never all M x V at once)."""
+    import torch
+
+    out = torch.empty(len(targets), dtype=torch.float64, device=hidden.device)
+    for start in range(0, len(targets), chunk):
+        logp = law(lm_head(hidden[start : start + chunk]))
+        out[start : start + chunk] = logp.gather(-1, targets[start : start + chunk, None]).squeeze(-1).double()
+    return out

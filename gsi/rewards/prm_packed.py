@@ -1,0 +1,113 @@
+"""The transformers PRM's scoring with a shared, cached prefix per problem.
+
+A problem's candidates differ only after the steps chosen so far, so the PRM input of
+``previous + [candidate]`` is one shared prefix (the conversation up to the candidate)
+plus a few tokens of the candidate. The prefix runs once per problem, or only its new
+tokens when the previous step's prefix is cached; the candidates are packed after it in
+one row under a tree mask (:mod:`gsi.engines.hf_tree`). A step's probability depends
+only on the tokens up to its tag (the backbone is causal), so it is the same number as
+in a full run of the input, up to float rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from gsi.groups import split_by_problem
+from gsi.rewards.prm_format import QWEN_STEP_TAG, aggregate, render_qwen_prm
+
+
+def encode_group(prm, question: str, previous: Sequence[str], candidates: Sequence[str]) -> list[list[int] | None]:
+    """``prm.encode(question, previous + [c])`` for every candidate, tokenizing the text
+    they share once: it ends with the last step tag of ``previous``, an added token at
+    which the tokenizer splits its input, so the rest tokenizes on its own."""
+    if not previous or prm.step_tag_id not in prm.tokenizer.added_tokens_decoder:
+        return [prm.encode(question, list(previous) + [c]) for c in candidates]
+    done = "".join(s.strip() + QWEN_STEP_TAG for s in previous)
+    head, head_ids, out = None, [], []
+    for c in candidates:
+        text = render_qwen_prm(prm.tokenizer, question, list(previous) + [c], prm.system_prompt)
+        if head is None:
+            at = text.rfind(done + c.strip() + QWEN_STEP_TAG)
+            head = text[: at + len(done)] if at >= 0 else ""
+            head_ids = prm.tokenizer.encode(head, add_special_tokens=False) if head else []
+        if head and text.startswith(head):
+            ids = head_ids + prm.tokenizer.encode(text[len(head):], add_special_tokens=False)
+        else:
+            ids = prm.tokenizer.encode(text, add_special_tokens=False)
+        out.append(prm.checked(ids, len(previous) + 1))
+    return out
+
+
+def shared_prefix(seqs: Sequence[Sequence[int]], stop_id: int) -> int:
+    """Length of the prefix the sequences share before each one's last ``stop_id`` (its
+    own step's tag), cut after the last ``stop_id`` in it when there is one: the steps chosen so far, which every later step's inputs start
+    with (the candidates' common first tokens are not: the next step may continue from
+    a step outside this set, e.g. a fallback)."""
+    first = np.asarray(seqs[0])
+    n = min(len(s) - 1 - list(reversed(s)).index(stop_id) for s in seqs)  # before each one's own tag
+    for s in seqs[1:]:
+        differ = np.nonzero(np.asarray(s[:n]) != first[:n])[0]
+        n = int(differ[0]) if len(differ) else n
+    tags = np.nonzero(first[:n] == stop_id)[0]
+    return int(tags[-1]) + 1 if len(tags) else max(n, 1)
+
+
+def packed_rewards(prm, questions, previous, candidates) -> list[np.ndarray]:
+    """``ProcessReward.score`` of an :class:`~gsi.rewards.prm.HFQwenPRM`, packed."""
+    owners = [i for i, cands in enumerate(candidates) for _ in cands]
+    encoded = [e for q, prev, cands in zip(questions, previous, candidates) for e in encode_group(prm, q, prev, cands)]
+    groups: dict[int, list[tuple[int, ...]]] = {}
+    for i, e in zip(owners, encoded):
+        if e is not None and tuple(e) not in groups.setdefault(i, []):
+            groups[i].append(tuple(e))  # identical inputs are scored once
+    groups = {i: g for i, g in groups.items() if g}
+    probs: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+    order = sorted(groups, key=lambda i: sum(len(s) for s in groups[i]))
+    chunk: list[int] = []
+    store: list = []  # one store for the whole call: the cache holds every live problem
+    for i in order:
+        if chunk and sum(len(groups[k]) for k in chunk) + len(groups[i]) > prm.batch_size:
+            store += _run(prm, chunk, groups, probs)
+            chunk = []
+        chunk.append(i)
+    if chunk:
+        store += _run(prm, chunk, groups, probs)
+    if prm.prefix_cache.max_entries > 0:
+        prm.prefix_cache.store_all(store)
+    values = np.full(len(encoded), np.nan)
+    for k, (i, e) in enumerate(zip(owners, encoded)):
+        if e is not None:
+            values[k] = aggregate(probs[(i, tuple(e))], prm.aggregation)
+    return split_by_problem(values, candidates)
+
+
+def _run(prm, problems: list[int], groups: dict, probs: dict) -> list:
+    """Step probabilities of every input of ``problems``, one packed row per problem, into
+    ``probs``; returns the prefixes to cache."""
+    import torch
+
+    from gsi.engines.hf_tree import prefix_items, tree_forward
+
+    tag = prm.step_tag_id
+    prefixes, conts = [], []
+    for i in problems:
+        cut = shared_prefix(groups[i], tag)
+        prefixes.append(list(groups[i][0][:cut]))
+        conts.append([list(s[cut:]) for s in groups[i]])
+    with torch.inference_mode():
+        batch = tree_forward(prm.model.model, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id, prm.device)
+        positive = torch.softmax(prm.model.score(batch.hidden).float(), dim=-1)[..., 1].double().cpu()
+    extras = []
+    for b, (i, prefix) in enumerate(zip(problems, prefixes)):
+        c = batch.cached[b]
+        cached = batch.extras[b] if c else torch.zeros(0, dtype=torch.float64)
+        on_prefix = torch.cat([cached, positive[b, : len(prefix) - c]])  # per-token, whole prefix
+        extras.append(on_prefix)
+        for j, seq in enumerate(groups[i]):
+            start = batch.starts[b][j]
+            per_token = torch.cat([on_prefix, positive[b, start : start + len(seq) - len(prefix)]]).numpy()
+            probs[(i, seq)] = per_token[np.asarray(seq) == tag]
+    return prefix_items(prefixes, batch, extras) if prm.prefix_cache.max_entries > 0 else []
