@@ -241,11 +241,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         steps.append(step_timing(backend, components, repeats))
     scaling: list[dict] = []
     if not args.no_scaling:
-        from analysis.hf_scaling import scaling_records
         from analysis.scaling import measure
 
-        for backend in chosen:  # transformers: h2's measurement, made as in the loop (warm prefix caches)
-            scaling += scaling_records(repeats=repeats) if backend == "transformers" else measure(backend, repeats)
+        for backend in chosen:
+            scaling += measure(backend, repeats)
     print(format_table(records))
     for line in ratios(records):
         print(line)

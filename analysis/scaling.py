@@ -49,18 +49,10 @@ def _fastest(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
-def _engines(backend: str):
-    """(small, big, prm, uncached prm or None) on ``backend``, with a 512-token window."""
+def _engines():
+    """(small, big, prm, STEP-pooling prm) on vLLM, with a 512-token window."""
     from gsi.config import toy_model_path
 
-    if backend == "transformers":
-        from gsi.backends.hf import HFBackend
-        from gsi.rewards.prm import HFQwenPRM
-
-        small, big = (HFBackend(toy_model_path(r), num_threads=1) for r in ("small", "big"))
-        for m in (small, big):
-            m.context_window = LONG_WINDOW
-        return small, big, HFQwenPRM(toy_model_path("prm"), num_threads=1), None
     from gsi.backends.vllm_backend import VLLMBackend
     from gsi.rewards.prm_vllm import VLLMQwenPRM
 
@@ -74,11 +66,17 @@ def _engines(backend: str):
 
 
 def measure(backend: str, repeats: int = 2) -> list[dict]:
-    """The scaling records of one engine (see the module docstring)."""
+    """The scaling records of one engine (see the module docstring); transformers'
+    come from :func:`analysis.hf_scaling.scaling_records`, measured as the loop calls it."""
     from gsi.types import SamplingParams
 
+    if backend == "transformers":
+        from analysis.hf_scaling import scaling_records
+
+        return [{**r, "variant": "cached"} for r in scaling_records(repeats=repeats)]
+
     os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
-    small, big, prm, prm_before = _engines(backend)
+    small, big, prm, prm_before = _engines()
     params = SamplingParams(0.7, 1.0, 16)
     records = []
 
@@ -97,15 +95,15 @@ def measure(backend: str, repeats: int = 2) -> list[dict]:
         record("score", "cached", tokens, seconds)
         seconds, rewards = _fastest(lambda: prm.score(questions, previous, texts), repeats)
         record("prm", "cached", tokens, seconds)
-        if backend == "vllm":
-            big.read_prefix_cache = False
-            seconds, before = _fastest(lambda: big.score(prompts, steps, params), repeats)
-            big.read_prefix_cache = True
-            record("score", "uncached", tokens, seconds)
-            _check_equal(scores, before, "score")
-            seconds, before = _fastest(lambda: prm_before.score(questions, previous, texts), repeats)
-            record("prm", "uncached", tokens, seconds)
-            _check_equal(rewards, before, "prm")
+        # the code before (no cache read, STEP pooling), in the same process
+        big.read_prefix_cache = False
+        seconds, before = _fastest(lambda: big.score(prompts, steps, params), repeats)
+        big.read_prefix_cache = True
+        record("score", "uncached", tokens, seconds)
+        _check_equal(scores, before, "score")
+        seconds, before = _fastest(lambda: prm_before.score(questions, previous, texts), repeats)
+        record("prm", "uncached", tokens, seconds)
+        _check_equal(rewards, before, "prm")
     return records
 
 

@@ -44,11 +44,11 @@ def test_scaling_records_cover_every_role_at_both_prefix_lengths():
 
     records = measure("transformers", repeats=1)
     assert {(r["role"], r["variant"]) for r in records} == {("sample", "cached"), ("score", "cached"), ("prm", "cached")}
-    lengths = sorted({r["prefix_tokens"] for r in records})
-    assert len(lengths) == 2 and 20 <= lengths[0] <= 60 and 350 <= lengths[1] <= 450
+    lengths = {r["prefix_tokens"] for r in records}
+    assert all(20 <= n <= 60 or 350 <= n <= 450 for n in lengths) and min(lengths) <= 60 and max(lengths) >= 350
     for r in records:
         assert {"backend", "role", "prefix_tokens", "candidates", "seconds"} <= set(r)
-        assert r["backend"] == "transformers" and r["candidates"] == 256 and r["seconds"] > 0
+        assert r["backend"] == "transformers" and r["candidates"] * r.get("problems", 1) == 256 and r["seconds"] > 0
     assert len(growth(records)) == 3
 
 
