@@ -5,6 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import gsi.config
 import gsi.pipeline
 from gsi.cli import unknown_group_option
 
@@ -19,4 +20,5 @@ if __name__ == "__main__":
     if problem is not None:
         print(f"gsi: config error: {problem}", file=sys.stderr)
         raise SystemExit(2)
+    gsi.config.register()
     main()

@@ -23,8 +23,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.collect import flatten
-from gsi.launch.identity import config_hash, finished_metrics, run_id
-from gsi.outputs import atomic_write_json, atomic_write_text, read_results
+from gsi.launch.identity import config_hash, run_id
+from gsi.outputs import atomic_write_json, atomic_write_text, finished_metrics, read_results
 
 
 

@@ -65,8 +65,9 @@ def untempered_tv(seeds: Sequence[int], gaps: Sequence[float], betas: Sequence[f
 def _compose(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    import gsi.config  # noqa: F401  (schemas)
+    import gsi.config
 
+    gsi.config.register()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose("config", overrides=["progress=false", "tracking=none", *overrides])
 

@@ -17,15 +17,13 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from gsi.datasets import FieldsConfig
+from gsi.errors import ConfigError
 from gsi.methods import METHODS, Method, MethodParams, get_method
 from gsi.rewards.prm_format import AGGREGATIONS, QWEN_MATH_SYSTEM, QWEN_STEP_TAG
-from gsi.types import SamplingParams
+from gsi.types import RunSettings, SamplingParams
 
 ASSETS = Path(__file__).resolve().parent / "toy" / "assets"
-
-
-class ConfigError(ValueError):
-    """A configuration value that is not allowed; the message is one line for the user."""
 
 
 # ------------------------------------------------------------------ group schemas
@@ -196,16 +194,6 @@ class ToyDatasetConfig:
 
 
 @dataclass
-class FieldsConfig:
-    """Columns of the data set; ``id: null`` numbers the rows (``<name>-00042``)."""
-
-    problem: str = "problem"
-    answer: str = "answer"
-    id: Optional[str] = None
-    choices: Optional[str] = None  # a list column of options (multiple choice)
-
-
-@dataclass
 class HubDatasetConfig:
     """A benchmark loaded through ``datasets.load_dataset`` (:class:`gsi.datasets.HubDataset`)."""
 
@@ -312,26 +300,31 @@ def toy_model_path(name: str) -> str:
     return str(ASSETS / name)
 
 
-if not OmegaConf.has_resolver("gsi.toy_model"):
-    OmegaConf.register_new_resolver("gsi.toy_model", toy_model_path)
-register_configs()
+def _run_id(*, _root_: DictConfig) -> str:
+    from gsi.launch.identity import run_id
+
+    return run_id(_root_)
+
+
+def _gpus_per_task(*, _root_: DictConfig) -> int | None:
+    from gsi.launch.resources import gpus_per_task
+
+    return gpus_per_task(_root_)
+
+
+def register() -> None:
+    """Register the schemas in Hydra's ConfigStore and the ``${gsi.*:}`` resolvers the
+    configs use. Called once by each process that composes ``conf/`` (``run.py``, a
+    submitted job, the tests); importing a module registers nothing. Idempotent."""
+    register_configs()
+    if not OmegaConf.has_resolver("gsi.toy_model"):
+        OmegaConf.register_new_resolver("gsi.toy_model", toy_model_path)
+    for name, fn in (("gsi.run_id", _run_id), ("gsi.gpus_per_task", _gpus_per_task)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=False)
 
 
 # ------------------------------------------------------------------ validation
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything the decoding loop needs from the config, checked."""
-
-    method: Method
-    params: MethodParams
-    sampling: SamplingParams
-    n_small: int
-    n_big: int
-    max_steps: int
-    batch_size: int
-    seed: int
-
-
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}")

@@ -20,11 +20,23 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
-from gsi.config import ConfigError, FieldsConfig
+from gsi.errors import ConfigError
 from gsi.types import Problem
+
+
+@dataclass
+class FieldsConfig:
+    """Columns of the data set; ``id: null`` numbers the rows (``<name>-00042``)."""
+
+    problem: str = "problem"
+    answer: str = "answer"
+    id: Optional[str] = None
+    choices: Optional[str] = None  # a list column of options (multiple choice)
+
 
 log = logging.getLogger(__name__)
 

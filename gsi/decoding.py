@@ -20,14 +20,15 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from gsi.backends.base import ContextOverflow, LanguageModel
-from gsi.config import RunSettings
 from gsi.grading import Grade, Grader
 from gsi.grading.extract import contains_box
 from gsi.grading.pool import GradingQueue
 from gsi.methods import Choice, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.rewards.base import ProcessReward
-from gsi.types import Problem, ProblemResult, Source, StepRecord, StepSample
+from gsi.types import (
+    CallStats, Problem, ProblemResult, RunSettings, Source, StepRecord, StepSample, StepSummary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,52 +36,11 @@ log = logging.getLogger(__name__)
 PROPOSE, CHOOSE, FALLBACK_SAMPLE, FALLBACK_CHOOSE = range(4)
 
 
-@dataclass
-class CallStats:
-    """Wall time and call counts inside model and reward calls, per role."""
-
-    time_small_s: float = 0.0
-    time_big_s: float = 0.0
-    time_reward_s: float = 0.0
-    calls_small: int = 0
-    calls_big: int = 0
-    calls_reward: int = 0
-    steps: int = 0
-
-    def timed(self, role: str, fn: Callable, *args):
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            setattr(self, f"time_{role}_s", getattr(self, f"time_{role}_s") + time.perf_counter() - start)
-            setattr(self, f"calls_{role}", getattr(self, f"calls_{role}") + 1)
-
-
-@dataclass(frozen=True)
-class StepSummary:
-    """What one iteration of the loop did, for per-step curves (e.g. W&B).
-
-    ``chosen`` problems got a step; ``accepted`` of them kept a small-model proposal
-    (the numerator of ``acceptance_rate``); ``mean_reward`` averages the chosen steps'
-    finite rewards (None if there are none).
-    """
-
-    step: int
-    active: int
-    chosen: int
-    accepted: int
-    mean_reward: float | None
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return self.accepted / self.chosen if self.chosen else None
-
-    @classmethod
-    def of(cls, step: int, outcomes: Sequence["_Outcome | BaseException"]) -> "StepSummary":
-        done = [o for o in outcomes if isinstance(o, _Outcome) and o.sample is not None]
-        rewards = [o.reward for o in done if np.isfinite(o.reward)]
-        accepted = sum(1 for o in done if o.source == "small" and o.accepted)
-        return cls(step, len(outcomes), len(done), accepted, float(np.mean(rewards)) if rewards else None)
+def _summary(step: int, outcomes: Sequence["_Outcome | BaseException"]) -> StepSummary:
+    done = [o for o in outcomes if isinstance(o, _Outcome) and o.sample is not None]
+    rewards = [o.reward for o in done if np.isfinite(o.reward)]
+    accepted = sum(1 for o in done if o.source == "small" and o.accepted)
+    return StepSummary(step, len(outcomes), len(done), accepted, float(np.mean(rewards)) if rewards else None)
 
 
 @dataclass
@@ -199,7 +159,7 @@ class Decoder:
                 active.append(_State(waiting.popleft(), time.perf_counter()))
             outcomes = self._step_isolating_errors(active)
             if on_step is not None:
-                on_step(StepSummary.of(self.stats.steps, outcomes))
+                on_step(_summary(self.stats.steps, outcomes))
             still: list[_State] = []
             for state, outcome in zip(active, outcomes):
                 finished = self._apply(state, outcome)

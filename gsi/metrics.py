@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from gsi.decoding import CallStats
+from gsi.types import CallStats
 
 METRIC_ORDER = [
     "accuracy",

@@ -171,3 +171,13 @@ class ResultStore:
             except OSError:  # a full disk: what did not reach the file is a torn line,
                 pass  # which the next run moves aside (see __init__) and recomputes
             self._file = None
+
+
+def finished_metrics(run_dir: Path) -> dict | None:
+    """The metrics of a finished run (``metrics.json`` is written last, atomically), else None."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) and "num_problems" in metrics else None

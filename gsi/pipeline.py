@@ -18,16 +18,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from gsi.config import ConfigError, validate
+from gsi.config import validate
 from gsi.data import select
+from gsi.errors import ConfigError, OutputFull
 from gsi.grading import get_grader
-from gsi.launch.identity import finished_metrics
 from gsi.metrics import compute_metrics, format_summary
 from gsi.interrupts import Progress, Terminated, sigterm_raises
-from gsi.outputs import NO_REFERENCE, ResultStore, atomic_write_json, atomic_write_text, is_error
+from gsi.outputs import NO_REFERENCE, ResultStore, atomic_write_json, atomic_write_text, finished_metrics, is_error
 from gsi.rundir import RunDirError, RunLock, check_identity, check_output_dir
 from gsi.tracking import build_tracker
-from gsi.types import Problem, ProblemResult
+from gsi.types import CallStats, Problem, ProblemResult
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,6 @@ def _fail(line: str, code: int):
     raise SystemExit(code) from None
 
 
-class OutputFull(OSError):
-    """The results file stopped accepting writes mid-run (disk full, quota, file size)."""
-
-
 class AllFailed(RuntimeError):
     """Every problem of the run recorded an error: no number to report."""
 
@@ -260,8 +256,6 @@ def _run_locked(cfg: DictConfig, settings, out: Path, store: ResultStore, progre
                 store.close()
     wall = time.perf_counter() - start
     if stats is None:
-        from gsi.decoding import CallStats
-
         stats = CallStats()
     rows = [store.rows[pid] for pid in store.rows if pid in wanted]
     metrics = compute_metrics(rows, stats, wall, len(todo))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
+from gsi.errors import ConfigError
 from gsi.types import Problem
 
 STYLES = ("none", "plain", "chat")
@@ -32,8 +33,6 @@ class PromptFormatter:
         system: str | None = None,
         tokenizer: str | None = None,
     ) -> None:
-        from gsi.config import ConfigError
-
         if style not in STYLES:
             raise ConfigError(f"model.prompt.style={style!r} is not allowed: choose one of {', '.join(STYLES)}")
         if "{question}" not in template:
@@ -49,8 +48,6 @@ class PromptFormatter:
     def _chat_tokenizer(self):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
-
-            from gsi.config import ConfigError
 
             try:
                 tok = AutoTokenizer.from_pretrained(self.tokenizer_path)

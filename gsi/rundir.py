@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from gsi.config import ConfigError  # -> gsi.errors once #14 lands it
+from gsi.errors import ConfigError
 
 LOCK_NAME = ".gsi.lock"
 

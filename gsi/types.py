@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:  # gsi.methods imports this module
+    from gsi.methods import Method, MethodParams
 
 Finish = Literal["stop", "eos", "length"]
 Source = Literal["small", "big"]
@@ -32,6 +36,20 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything the decoding loop needs from the config, checked (``gsi.config.validate``)."""
+
+    method: Method
+    params: MethodParams
+    sampling: SamplingParams
+    n_small: int
+    n_big: int
+    max_steps: int
+    batch_size: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,47 @@ class ProblemResult:
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "ProblemResult":
         return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row})
+
+
+@dataclass
+class CallStats:
+    """Wall time and call counts inside model and reward calls, per role."""
+
+    time_small_s: float = 0.0
+    time_big_s: float = 0.0
+    time_reward_s: float = 0.0
+    calls_small: int = 0
+    calls_big: int = 0
+    calls_reward: int = 0
+    steps: int = 0
+
+    def timed(self, role: str, fn: Callable, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            setattr(self, f"time_{role}_s", getattr(self, f"time_{role}_s") + time.perf_counter() - start)
+            setattr(self, f"calls_{role}", getattr(self, f"calls_{role}") + 1)
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """What one iteration of the loop did, for per-step curves (e.g. W&B).
+
+    ``chosen`` problems got a step; ``accepted`` of them kept a small-model proposal
+    (the numerator of ``acceptance_rate``); ``mean_reward`` averages the chosen steps'
+    finite rewards (None if there are none).
+    """
+
+    step: int
+    active: int
+    chosen: int
+    accepted: int
+    mean_reward: float | None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.chosen if self.chosen else None
 
 
 def _finite(obj: Any) -> Any:

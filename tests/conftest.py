@@ -16,6 +16,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["WANDB_MODE"] = "disabled"
 
 
+def pytest_configure(config) -> None:
+    """Register the config schemas and resolvers once, as run.py does."""
+    import gsi.config
+
+    gsi.config.register()
+
+
 @pytest.fixture
 def compose():
     """``compose("method=rsd", "limit=4")`` -> the composed config, as run.py sees it."""

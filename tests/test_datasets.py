@@ -12,7 +12,7 @@ pytest.importorskip("datasets")
 
 from hydra.utils import instantiate  # noqa: E402
 
-from gsi.config import ConfigError  # noqa: E402
+from gsi.errors import ConfigError  # noqa: E402
 from gsi.datasets import HubDataset  # noqa: E402
 from tests.dataset_fixtures import EXPECTED, GSM8K, MATH500, write_fixtures, write_jsonl  # noqa: E402
 

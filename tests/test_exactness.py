@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from analysis.exactness import RECORD_KEYS, Plan, measure, sweep, write_outputs
-from gsi.config import RunSettings
-from gsi.decoding import CallStats, Decoder
+from gsi.decoding import Decoder
 from gsi.grading import Grade
 from gsi.exact import distributions as dist
 from gsi.exact import montecarlo
@@ -22,7 +21,7 @@ from gsi.methods import METHODS, MethodParams, StepScores
 from gsi.methods.diagnostics import importance_diagnostics
 from gsi.methods.selection import clean, tempered_probabilities
 from gsi.metrics import compute_metrics
-from gsi.types import Problem, SamplingParams
+from gsi.types import CallStats, Problem, RunSettings, SamplingParams
 
 SP = SamplingParams(temperature=0.7, top_p=1.0, max_tokens=64)  # tempered: raw != tempered log-probs
 NS = (1, 2, 4, 8, 16, 32, 64, 128, 256)

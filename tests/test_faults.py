@@ -56,7 +56,8 @@ def test_unwritable_output_directory_fails_fast_with_one_line(tmp_path):
     # Hydra makes the run dir itself; point the pipeline at an impossible one through it
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     code = (
-        "import sys; from hydra import compose, initialize_config_dir; import gsi.pipeline as p\n"
+        "import sys; from hydra import compose, initialize_config_dir; import gsi.config, gsi.pipeline as p\n"
+        "gsi.config.register()\n"
         f"with initialize_config_dir(config_dir={str(ROOT / 'conf')!r}, version_base='1.3'):\n"
         "    cfg = compose('config', overrides=['tracking=none'])\n"
         f"p.run(cfg, {str(blocker / 'run')!r})\n"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gsi.config import ConfigError
+from gsi.errors import ConfigError
 from gsi.grading import MathVerifyGrader, extract_boxed, extract_choice, get_grader, options_of, parse_number
 from gsi.types import Problem
 

@@ -144,7 +144,7 @@ def test_the_same_config_from_another_checkout_gets_the_same_directory(tmp_path)
     """A copy of the checkout elsewhere (as a second clone would be) names the run alike."""
     clone = tmp_path / "elsewhere" / "gsi-clone"
     shutil.copytree(ROOT, clone, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "__pycache__", "wandb"))
-    code = ("import gsi.config; from hydra import compose, initialize_config_dir\n"
+    code = ("import gsi.config; gsi.config.register(); from hydra import compose, initialize_config_dir\n"
             "from gsi.launch.identity import run_id\n"
             "with initialize_config_dir(config_dir=__import__('os').path.abspath('conf'), version_base='1.3'):\n"
             f"    print(run_id(compose('config', overrides={list(ARGS)!r})))\n")

@@ -6,15 +6,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from gsi.errors import ContextOverflow  # noqa: F401  (re-exported: backends raise it)
 from gsi.types import SamplingParams, StepSample
-
-
-class ContextOverflow(ValueError):
-    """A prompt plus a step's token budget does not fit the model's context window.
-
-    The loop stops that problem with ``stop_reason = "context_length"``; the rest of the
-    batch goes on.
-    """
 
 
 class TokenizedPrompts:

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsi.config import RunSettings
 from gsi.decoding import Decoder
 from gsi.grading import Grade
 from gsi.exact.distributions import tv
 from gsi.exact.world import World
 from gsi.methods import Method, MethodParams
-from gsi.types import Problem, ProblemResult, SamplingParams
+from gsi.types import Problem, ProblemResult, RunSettings, SamplingParams
 
 
 @dataclass(frozen=True)

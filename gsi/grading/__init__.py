@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from gsi.config import ConfigError  # gsi.errors once the structure work lands
+from gsi.errors import ConfigError
 from gsi.grading.base import AnswerGrader, CombinedGrader, Grade, Grader
 from gsi.grading.choice import extract_choice, extract_choice_rule, grade_choice, options_of
 from gsi.grading.extract import Extracted, contains_box, extract_boxed, extract_final_answer

@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -117,13 +116,3 @@ def run_name(cfg: DictConfig) -> str:
 
 def run_id(cfg: DictConfig) -> str:
     return f"{run_name(cfg)}-{config_hash(cfg)}"
-
-
-def finished_metrics(run_dir: Path) -> dict | None:
-    """The metrics of a finished run (``metrics.json`` is written last, atomically), else None."""
-    path = Path(run_dir) / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) and "num_problems" in metrics else None

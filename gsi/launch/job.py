@@ -14,8 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import gsi.launch.identity  # noqa: F401  (registers ${gsi.run_id:} in the job's process)
-from gsi.outputs import atomic_write_json
+from gsi.outputs import atomic_write_json, finished_metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,9 @@ class SweepJob:
         from hydra.core.utils import JobStatus, run_job, setup_globals
         from omegaconf import open_dict
 
+        import gsi.config
+
+        gsi.config.register()  # resolvers are process state: the job's process needs its own
         Singleton.set_state(self.singleton_state)
         setup_globals()
         config = self.hydra_context.config_loader.load_sweep_config(self.master_config, list(self.overrides))
@@ -107,8 +109,6 @@ def _escalate_final_timeout() -> None:
 
 def record_requeues(run_dir: Path, requeues: int, metrics: dict | None) -> dict | None:
     """Add ``requeues`` to the run's ``metrics.json`` (atomically) unless it is already there."""
-    from gsi.launch.identity import finished_metrics
-
     on_disk = finished_metrics(run_dir)
     if on_disk is None:
         return metrics

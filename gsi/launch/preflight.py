@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 
 def _check(config: DictConfig, key: str) -> None:
-    from gsi.config import ConfigError  # -> gsi.errors once #14 lands it
+    from gsi.errors import ConfigError
     from gsi.rundir import RunDirError, busy, check_output_dir, is_locked
 
     try:
@@ -44,7 +44,7 @@ def _check(config: DictConfig, key: str) -> None:
 
 
 def _same_config(run_dir: Path, config: DictConfig) -> None:
-    from gsi.config import ConfigError
+    from gsi.errors import ConfigError
     from gsi.rundir import check_identity
 
     try:

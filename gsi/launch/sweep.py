@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from gsi.launch.identity import finished_metrics
+from gsi.outputs import finished_metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from omegaconf import DictConfig
 
-from gsi.decoding import StepSummary
+from gsi.types import StepSummary
 from gsi.types import ProblemResult
 
 

@@ -9,12 +9,11 @@ from typing import Any, Iterable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from gsi.decoding import StepSummary
 from gsi.tracking.base import NullTracker
 from gsi.tracking.keys import PROBLEM_X, STEP_X, TABLE_COLUMNS, TABLE_KEY, finite as _finite
 from gsi.tracking.mode import resolve_mode
 from gsi.tracking.naming import run_name, sweep_group
-from gsi.types import ProblemResult
+from gsi.types import ProblemResult, StepSummary
 
 log = logging.getLogger(__name__)
 
