@@ -34,7 +34,7 @@ def build(root: Path, dry_run: bool) -> dict[str, Path]:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from gsi.config import toy_model_path
+    from analysis.meters import toy_model_path
     from gsi.rewards.qwen2_prm_model import ARCHITECTURE, Qwen2ForProcessRewardModel
 
     shapes = {"small": TINY if dry_run else QWEN_1_5B, "big": TINY if dry_run else QWEN_7B,

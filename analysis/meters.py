@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 
 class PeakRSS:
@@ -58,3 +59,10 @@ class Timed:
                 self._clock[key] = self._clock.get(key, 0.0) + time.perf_counter() - start
 
         return timed
+
+
+def toy_model_path(role: str) -> str:
+    """The packaged toy model folder of ``role`` (small, big, prm), without the config layer."""
+    import gsi.toy
+
+    return str(Path(gsi.toy.__file__).resolve().parent / "assets" / role)

@@ -51,7 +51,7 @@ def _fastest(fn, repeats: int) -> tuple[float, object]:
 
 def _engines():
     """(small, big, prm, STEP-pooling prm) on vLLM, with a 512-token window."""
-    from gsi.config import toy_model_path
+    from analysis.meters import toy_model_path
 
     from gsi.backends.vllm_backend import VLLMBackend
     from gsi.rewards.prm_vllm import VLLMQwenPRM
