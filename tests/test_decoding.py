@@ -119,7 +119,7 @@ def test_counts_tokens_per_model(compose):
 
 def test_gsi_accuracy_lies_between_the_models(compose):
     acc = {m: np.mean([r.correct for r in decode(compose, m, p_small=0.6, p_big=0.97)[0]]) for m in ["small", "big", "gsi"]}
-    assert acc["small"] < acc["gsi"]
+    assert acc["small"] < acc["gsi"] <= acc["big"]
 
 
 def test_one_failing_problem_fails_alone(compose):
@@ -146,6 +146,7 @@ def test_all_nan_rewards_reject_then_stop_with_a_reason(compose):
 
 def test_max_steps_stops_a_solution(compose):
     results, *_ = decode(compose, "small", max_steps=1)
+    assert len(results) == len(PROBLEMS)
     assert all(r.steps == 1 and r.stop_reason == "max_steps" for r in results)
 
 
