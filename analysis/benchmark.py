@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import threading
 import time
 from pathlib import Path
 
+from analysis.meters import PeakRSS, Timed
 from gsi.outputs import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -30,37 +30,6 @@ RECORD_KEYS = [
     "part", "backend", "method", "batch_size", "n", "num_problems", "problems_per_s", "latency_mean_s",
     "overhead_fraction", "wall_time_s", "acceptance_rate", "peak_rss_mb",
 ]
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (sampled every 5 ms)."""
-
-    def __init__(self) -> None:
-        self.peak_kb = 0
-        self._stop = threading.Event()
-
-    @staticmethod
-    def _rss_kb() -> int:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak_kb = max(self.peak_kb, self._rss_kb())
-
-    def __enter__(self) -> "PeakRSS":
-        self.peak_kb = self._rss_kb()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_kb = max(self.peak_kb, self._rss_kb())
 
 
 def compose(overrides: list[str]):
@@ -74,27 +43,39 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=["progress=false", *overrides])
 
 
+SPLIT = ("sample", "reward", "score", "fallback")
+
+
 def run_case(backend: str, overrides: list[str], components: dict, part: str = "") -> dict:
-    """One configuration through the real loop; models are loaded once per backend."""
+    """One configuration through the pipeline's own run (``gsi.pipeline.run_problems``);
+    models are loaded once per backend. Records the per-step split of the time:
+    proposal sampling, reward, big-model scoring and the big model's fallback sampling."""
     from gsi.config import validate
-    from gsi.decoding import Decoder
     from gsi.grading import get_grader
     from gsi.metrics import compute_metrics
-    from gsi.pipeline import build_components, load_problems
+    from gsi.pipeline import build_components, load_problems, run_problems
 
     cfg = compose(overrides)
     settings = validate(cfg)
     if backend not in components:
         components[backend] = build_components(cfg, need_small=True, need_big=True)
     small, big, reward = components[backend]
+    clock: dict[str, float] = {}
+    proposer_small = settings.method.proposer == "small"
+    timed = (
+        Timed(small, clock, "sample", "score"),
+        Timed(big, clock, "fallback" if proposer_small else "sample", "score"),
+        Timed(reward, clock, "", "reward"),
+    )
     problems = load_problems(cfg)
     rows: list[dict] = []
-    decoder = Decoder(settings, small, big, reward, get_grader(cfg.dataset.grader))
     with PeakRSS() as mem:
         start = time.perf_counter()
-        stats = decoder.run(problems, lambda r: rows.append(r.to_json()))
+        stats = run_problems(settings, timed, get_grader(cfg.dataset.grader), problems,
+                             lambda r: rows.append(r.to_json()))
         wall = time.perf_counter() - start
     m = compute_metrics(rows, stats, wall, len(problems))
+    steps = max(stats.steps, 1)
     return {
         "part": part,
         "backend": backend,
@@ -113,6 +94,8 @@ def run_case(backend: str, overrides: list[str], components: dict, part: str = "
         "time_small_s": m["time_small_s"],
         "time_big_s": m["time_big_s"],
         "time_reward_s": m["time_reward_s"],
+        "loop_steps": stats.steps,
+        **{f"step_{k}_s": clock.get(k, 0.0) / steps for k in SPLIT},
         "peak_rss_mb": mem.peak_kb / 1024,
     }
 
@@ -127,7 +110,8 @@ def backends() -> dict[str, list[str]]:
 
 def step_timing(backend: str, components: dict, repeats: int) -> dict:
     """Fastest of ``repeats`` single decoding steps: 32 toy problems x 16 candidates
-    sampled by the small model, then scored by the big model."""
+    sampled by the small model, then scored by the big model (on vLLM also without
+    reading the prefix cache, ``score_uncached_s``: the code before)."""
     from gsi.toy.task import generate_problems
     from gsi.types import SamplingParams
 
@@ -143,6 +127,15 @@ def step_timing(backend: str, components: dict, repeats: int) -> dict:
         end = time.perf_counter()
         best["sample_s"] = min(best["sample_s"], mid - start)
         best["score_s"] = min(best["score_s"], end - mid)
+        if hasattr(big, "read_prefix_cache"):
+            big.read_prefix_cache, saved = False, big.read_prefix_cache
+            try:
+                begin = time.perf_counter()
+                big.score(prompts, steps, params)
+                uncached = time.perf_counter() - begin
+            finally:
+                big.read_prefix_cache = saved
+            best["score_uncached_s"] = min(best.get("score_uncached_s", float("inf")), uncached)
     best["step_s"] = best["sample_s"] + best["score_s"]
     return best
 
@@ -162,15 +155,18 @@ def plan(quick: bool, problems: int) -> list[tuple[str, list[str]]]:
 def format_table(records: list[dict]) -> str:
     head = (f"{'backend':<12} {'method':<15} {'batch':>5} {'n':>3} {'probs':>5} {'prob/s':>8} "
             f"{'lat_mean':>8} {'lat_p95':>8} {'small_s':>8} {'big_s':>8} {'reward_s':>8} "
-            f"{'overhead':>8} {'wall_s':>7} {'accept':>6} {'acc':>5} {'rss_mb':>7}")
+            f"{'overhead':>8} {'wall_s':>7} {'accept':>6} {'acc':>5} {'rss_mb':>7} "
+            f"{'st_samp':>7} {'st_rew':>7} {'st_score':>8} {'st_fall':>7}")
     lines = [head, "-" * len(head)]
     for r in records:
+        r = {k: float("nan") if v is None else v for k, v in r.items()}  # e.g. no step chosen: no acceptance
         lines.append(
             f"{r['backend']:<12} {r['method']:<15} {r['batch_size']:>5} {r['n']:>3} {r['num_problems']:>5} "
             f"{r['problems_per_s']:>8.2f} {r['latency_mean_s']:>8.3f} {r['latency_p95_s']:>8.3f} "
             f"{r['time_small_s']:>8.2f} {r['time_big_s']:>8.2f} {r['time_reward_s']:>8.3f} "
             f"{r['overhead_fraction']:>8.3f} {r['wall_time_s']:>7.2f} {r['acceptance_rate']:>6.2f} "
-            f"{r['accuracy']:>5.2f} {r['peak_rss_mb']:>7.0f}"
+            f"{r['accuracy']:>5.2f} {r['peak_rss_mb']:>7.0f} "
+            f"{r['step_sample_s']:>7.4f} {r['step_reward_s']:>7.4f} {r['step_score_s']:>8.4f} {r['step_fallback_s']:>7.4f}"
         )
     return "\n".join(lines)
 
@@ -209,7 +205,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--backends", default=None,
         help="comma-separated subset of the installed backends (default: all of them)",
     )
+    parser.add_argument("--no-scaling", action="store_true", help="skip the prefix-length scaling records")
+    parser.add_argument("--gpu", action="store_true",
+                        help="paper-shape random-weight models on vLLM (analysis/gpu_bench.py); needs a CUDA GPU")
+    parser.add_argument("--dry-run", action="store_true", help="with --gpu: tiny shapes on this machine's vLLM")
     args = parser.parse_args(argv)
+    if args.gpu:
+        from analysis.gpu_bench import main as gpu_main
+
+        return gpu_main(args.out, args.dry_run)
     installed = backends()
     chosen = list(installed) if args.backends is None else args.backends.split(",")
     unknown = [b for b in chosen if b not in installed]
@@ -238,18 +242,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     best[k] = rec
         records += [best[k] for k in range(len(cases))]
         steps.append(step_timing(backend, components, repeats))
+    scaling: list[dict] = []
+    if not args.no_scaling:
+        from analysis.scaling import measure
+
+        for backend in chosen:
+            scaling += measure(backend, repeats)
     print(format_table(records))
     for line in ratios(records):
         print(line)
     for st in steps:
         print(f"{st['backend']}: one step, 32 problems x 16 candidates: sample {st['sample_s']:.3f} s "
               f"+ score {st['score_s']:.3f} s = {st['step_s']:.3f} s")
+    for st in steps:
+        if "score_uncached_s" in st:
+            before = st["sample_s"] + st["score_uncached_s"]
+            print(f"{st['backend']}: step without reading the prefix cache {before:.3f} s: "
+                  f"{before / st['step_s']:.2f}x the step with it")
+    if scaling:
+        from analysis.scaling import growth
+
+        print("\n".join(growth(scaling)))
     if len(steps) > 1:
         base = steps[0]
         for st in steps[1:]:
             print(f"{st['backend']} / {base['backend']} step time = {st['step_s'] / base['step_s']:.2f}")
     if args.out is not None:
-        atomic_write_json(args.out / "benchmark.json", records)
+        atomic_write_json(args.out / "benchmark.json", {"cases": records, "scaling": scaling})
         atomic_write_json(args.out / "benchmark_step.json", steps)
         print(f"wrote {args.out / 'benchmark.json'} and benchmark_step.json")
     return records

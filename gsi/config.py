@@ -70,6 +70,7 @@ class VLLMBackendConfig(VLLMEngineConfig):
     path: str = MISSING
     name: str = ""
     enable_prefix_caching: bool = True
+    read_prefix_cache: bool = True  # scoring reuses cached prefix KV (exact: see vllm_backend)
     per_problem_seeds: bool = True
     score_topk: Optional[int] = None
 
@@ -144,14 +145,15 @@ class QwenPRMConfig(RewardConfig):
 
 @dataclass
 class VLLMQwenPRMConfig(RewardConfig, VLLMEngineConfig):
-    """The same PRM through vLLM's pooling runner (``gsi.rewards.prm.VLLMQwenPRM``)."""
+    """The same PRM through vLLM's pooling runner (``gsi.rewards.prm_vllm.VLLMQwenPRM``)."""
 
-    _target_: str = "gsi.rewards.prm.VLLMQwenPRM"
+    _target_: str = "gsi.rewards.prm_vllm.VLLMQwenPRM"
     name: str = "prm"
     path: str = MISSING
     aggregation: str = "last"
     system_prompt: str = QWEN_MATH_SYSTEM
     step_tag: str = QWEN_STEP_TAG
+    prefix_caching: bool = True  # ALL pooling + prefix cache; false: STEP pooling, no cache
 
 
 @dataclass

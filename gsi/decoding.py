@@ -93,6 +93,31 @@ def _dedup(samples: list[list[StepSample]]) -> tuple[list[list[StepSample]], lis
     return unique, inverse
 
 
+def _device(engine) -> str | None:
+    """Where an engine computes: its ``device_key`` (vLLM) or ``device`` (torch)."""
+    key = getattr(engine, "device_key", None)
+    if key is None and getattr(engine, "device", None) is not None:
+        key = str(engine.device)
+    return key
+
+
+def _separate_devices(a, b) -> bool:
+    """True when ``a`` and ``b`` compute on different accelerators, so their calls can overlap."""
+    da, db = _device(a), _device(b)
+    return da is not None and db is not None and da != db and "cpu" not in (da, db)
+
+
+def _both(first: Callable, second: Callable, parallel: bool) -> tuple:
+    """``(first(), second())``; with ``parallel`` the second runs in a thread meanwhile."""
+    if not parallel:
+        return first(), second()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(second)
+        return first(), other.result()
+
+
 def stream_seed(seed: int, problem_id: str, step: int, purpose: int) -> int:
     """A 63-bit seed for one (run, problem, step, purpose), stable across processes."""
     key = list(problem_id.encode())
@@ -171,9 +196,13 @@ class Decoder:
         return self.stats.timed(role, model.sample, [st.prefix for st in batch], n, seeds, self.s.sampling)
 
     def _rewards(self, batch: Sequence[_State], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Reward of every candidate; identical candidates of a problem are scored once."""
         questions = [st.problem.question or st.problem.prompt for st in batch]
         previous = [st.texts for st in batch]
-        return self.stats.timed("reward", self.reward.score, questions, previous, candidates)
+        unique = [list(dict.fromkeys(group)) for group in candidates]
+        scored = self.stats.timed("reward", self.reward.score, questions, previous, unique)
+        where = [{c: k for k, c in enumerate(u)} for u in unique]
+        return [np.asarray(v)[[w[c] for c in group]] for v, w, group in zip(scored, where, candidates)]
 
     def _score_big(
         self, batch: Sequence[_State], samples: list[list[StepSample]], role: Source = "big"
@@ -194,12 +223,13 @@ class Decoder:
         n = method.num_candidates(s.n_small, s.n_big)
         samples = self._sample(method.proposer, batch, n, PROPOSE)
         texts = [[c.text for c in group] for group in samples]
-        rewards: list[np.ndarray | None] = (
-            self._rewards(batch, texts) if method.needs_reward else [None] * len(batch)
+        none: list = [None] * len(batch)
+        rewards, target = _both(
+            (lambda: self._rewards(batch, texts)) if method.needs_reward else (lambda: none),
+            (lambda: self._score_big(batch, samples)) if method.needs_target_logprobs else (lambda: none),
+            parallel=method.needs_reward and method.needs_target_logprobs
+            and _separate_devices(self.reward, self.models["big"]),
         )
-        target: list[np.ndarray | None] = [None] * len(batch)
-        if method.needs_target_logprobs:
-            target = self._score_big(batch, samples)
         scores = [
             StepScores(r, np.array([c.logprob for c in group]), t)
             for group, r, t in zip(samples, rewards, target)

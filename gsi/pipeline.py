@@ -120,6 +120,15 @@ def build_components(cfg: DictConfig, need_small: bool, need_big: bool) -> tuple
     return small, big, reward
 
 
+def run_problems(settings, components: tuple, grader, problems, on_result, on_step=None):
+    """Decode ``problems`` with ``components`` = (small, big, reward): the one call that
+    runs a configuration, used by :func:`run` and by ``analysis.benchmark``. Returns the
+    loop's CallStats."""
+    from gsi.decoding import Decoder
+
+    return Decoder(settings, *components, grader).run(problems, on_result, on_step)
+
+
 def run(cfg: DictConfig, output_dir: Path | None = None) -> dict:
     """Run (or resume) one configuration; return its metrics. Every way it can end early is
     one line on stderr and an exit code: 2 a config or run-directory problem, 3 a full disk,
@@ -216,10 +225,7 @@ def _run_locked(cfg: DictConfig, settings, out: Path, store: ResultStore, progre
     start = time.perf_counter()
     stats = None
     if todo:
-        from gsi.decoding import Decoder
-
         models = build_components(cfg, method.proposer == "small", method.uses_big)
-        decoder = Decoder(settings, *models, grader)
         start = time.perf_counter()
         with _progress(len(todo), cfg.progress, method.name) as bar:
             def on_result(result) -> None:
@@ -231,7 +237,8 @@ def _run_locked(cfg: DictConfig, settings, out: Path, store: ResultStore, progre
                 for problem in todo:
                     if not problem.answer.strip():
                         on_result(_no_reference(problem))
-                stats = decoder.run([p for p in todo if p.answer.strip()], on_result, tracker.step)
+                stats = run_problems(settings, models, grader, [p for p in todo if p.answer.strip()], on_result,
+                                     tracker.step)
             except OSError as exc:
                 tracker.abort()
                 if exc.errno not in _FULL:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from analysis.benchmark import RECORD_KEYS, main
 
 
 def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
-    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path), "--backends", "transformers"])
-    records = json.loads((tmp_path / "benchmark.json").read_text())
+    main(["--quick", "--problems", "4", "--repeats", "1", "--out", str(tmp_path), "--backends", "transformers",
+          "--no-scaling"])
+    written = json.loads((tmp_path / "benchmark.json").read_text())
+    assert written["scaling"] == []
+    records = written["cases"]
     assert [(r["part"], r["method"], r["batch_size"]) for r in records] == [
         ("batching", "gsi", 1),
         ("batching", "gsi", 64),
@@ -22,9 +27,75 @@ def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
         assert r["backend"] == "transformers" and r["num_problems"] == 4 and r["n"] == 4
         assert r["problems_per_s"] > 0 and r["wall_time_s"] > 0 and r["peak_rss_mb"] > 50
         assert 0 <= r["overhead_fraction"] <= 1
+        split = [r[f"step_{k}_s"] for k in ("sample", "reward", "score", "fallback")]
+        assert all(x >= 0 for x in split) and split[0] > 0 and split[1] > 0
+        assert sum(split) * r["loop_steps"] <= r["wall_time_s"] * 1.01
+    assert records[3]["step_fallback_s"] == 0 and records[3]["step_score_s"] == 0  # soft_bon_big
     assert records[3]["acceptance_rate"] == 0.0 and records[4]["acceptance_rate"] == 1.0
     out = capsys.readouterr().out
     assert "batch 64 vs 1 problems/s" in out and "gsi / soft_bon_big" in out
     (step,) = json.loads((tmp_path / "benchmark_step.json").read_text())
     assert step["backend"] == "transformers" and 0 < step["sample_s"] < step["step_s"]
     assert "one step, 32 problems x 16 candidates" in out
+
+
+def test_scaling_records_cover_every_role_at_both_prefix_lengths():
+    from analysis.scaling import growth, measure
+
+    records = measure("transformers", repeats=1)
+    assert {(r["role"], r["variant"]) for r in records} == {("sample", "cached"), ("score", "cached"), ("prm", "cached")}
+    lengths = {r["prefix_tokens"] for r in records}
+    assert all(20 <= n <= 60 or 350 <= n <= 450 for n in lengths) and min(lengths) <= 60 and max(lengths) >= 350
+    for r in records:
+        assert {"backend", "role", "prefix_tokens", "candidates", "seconds"} <= set(r)
+        assert r["backend"] == "transformers" and r["candidates"] * r.get("problems", 1) == 256 and r["seconds"] > 0
+    assert len(growth(records)) == 3
+
+
+def test_gpu_benchmark_without_a_gpu_is_one_line_and_exit_code_2(capsys, monkeypatch):
+    import pytest
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        main(["--gpu"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs a CUDA GPU" in err and "--dry-run" in err
+
+
+def test_gpu_benchmark_writes_paper_shape_configs(tmp_path):
+    import json
+
+    import pytest
+
+    pytest.importorskip("transformers")
+    from analysis.gpu_bench import QWEN_1_5B, QWEN_7B, build, cases
+
+    paths = build(tmp_path, dry_run=True)
+    for role in ("small", "big", "prm"):
+        config = json.loads((paths[role] / "config.json").read_text())
+        assert config["model_type"] == "qwen2" and (paths[role] / "tokenizer.json").exists()
+    assert json.loads((paths["prm"] / "config.json").read_text())["architectures"] == ["Qwen2ForProcessRewardModel"]
+    assert QWEN_7B["hidden_size"] == 3584 and QWEN_1_5B["num_hidden_layers"] == 28
+    planned = cases(paths, dry_run=False)
+    assert [(o[0], o[1]) for _, o in planned] == [
+        ("method=gsi", "batch_size=1"), ("method=gsi", "batch_size=64"),
+        ("method=soft_bon_big", "batch_size=1"), ("method=soft_bon_big", "batch_size=64"),
+    ]
+    assert all("n_small=16" in o and "dtype=bfloat16" in " ".join(o) for _, o in planned)
+    from analysis.benchmark import compose
+    from gsi.config import validate
+
+    cfg = compose(planned[1][1])  # the real conf/ takes every override
+    assert validate(cfg).batch_size == 64 and cfg.reward.path == str(paths["prm"])
+
+
+@pytest.mark.vllm
+def test_gpu_benchmark_dry_run_runs_every_case_on_this_machines_vllm(tmp_path):
+    pytest.importorskip("vllm")
+    records = main(["--gpu", "--dry-run", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "benchmark_gpu.json").read_text())
+    assert written["dry_run"] and [(r["method"], r["batch_size"]) for r in written["cases"]] == [
+        ("gsi", 1), ("gsi", 4), ("soft_bon_big", 1), ("soft_bon_big", 4)]
+    assert all(r["num_problems"] == 4 and r["problems_per_s"] > 0 for r in records)

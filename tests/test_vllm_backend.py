@@ -115,7 +115,8 @@ def test_prompt_longer_than_the_context_is_a_context_overflow(engines):
 
 
 # ---------------------------------------------------------------- end to end
-METHODS = ["small", "big", "bon_small", "bon_big", "soft_bon_small", "soft_bon_big", "rsd", "gsi", "gsi_no_reject"]
+METHODS = ["small", "big", "bon_small", "bon_big", "soft_bon_small", "soft_bon_big", "rsd", "gsi", "gsi_no_reject",
+           "gsi_consistent"]
 
 
 def test_every_method_runs_end_to_end_on_vllm(compose, tmp_path):

