@@ -17,7 +17,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from gsi.datasets import FieldsConfig
+from gsi.data.hub import FieldsConfig
 from gsi.errors import ConfigError
 from gsi.methods import METHODS, Method, MethodParams, get_method
 from gsi.rewards.prm_format import AGGREGATIONS, QWEN_MATH_SYSTEM, QWEN_STEP_TAG
@@ -195,9 +195,9 @@ class ToyDatasetConfig:
 
 @dataclass
 class HubDatasetConfig:
-    """A benchmark loaded through ``datasets.load_dataset`` (:class:`gsi.datasets.HubDataset`)."""
+    """A benchmark loaded through ``datasets.load_dataset`` (:class:`gsi.data.hub.HubDataset`)."""
 
-    _target_: str = "gsi.datasets.HubDataset"
+    _target_: str = "gsi.data.hub.HubDataset"
     name: str = MISSING
     path: str = MISSING  # hub id, e.g. HuggingFaceH4/MATH-500
     subset: Optional[str] = None  # config name on the hub, e.g. "main"
@@ -205,7 +205,7 @@ class HubDatasetConfig:
     revision: Optional[str] = None
     local_path: Optional[str] = None  # a file or folder shaped like the hub data
     fields: FieldsConfig = field(default_factory=FieldsConfig)
-    answer_format: str = "plain"  # see gsi.datasets.ANSWER_FORMATS
+    answer_format: str = "plain"  # see gsi.data.hub.ANSWER_FORMATS
     grader: str = "math_verify"
     system_note: Optional[str] = None  # appended to model.prompt.system (chat style), e.g. Minerva's "no units"
     on_bad_bytes: str = "error"  # error | replace

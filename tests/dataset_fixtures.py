@@ -2,7 +2,7 @@
 
 Each table has exactly the hub data set's columns and value formats (MATH-500 and
 Minerva Math are jsonl on the hub, GSM8K, OlympiadBench and MMLU-STEM parquet), a
-handful of rows with awkward answers. ``EXPECTED`` is what :class:`gsi.datasets.HubDataset`
+handful of rows with awkward answers. ``EXPECTED`` is what :class:`gsi.data.hub.HubDataset`
 must make of them: (problem id, reference answer) in file order.
 """
 

@@ -13,7 +13,7 @@ pytest.importorskip("datasets")
 from hydra.utils import instantiate  # noqa: E402
 
 from gsi.errors import ConfigError  # noqa: E402
-from gsi.datasets import HubDataset  # noqa: E402
+from gsi.data.hub import HubDataset  # noqa: E402
 from tests.dataset_fixtures import EXPECTED, GSM8K, MATH500, write_fixtures, write_jsonl  # noqa: E402
 
 BENCHMARKS = sorted(EXPECTED)
@@ -97,14 +97,14 @@ def test_wrong_column_is_a_config_error_listing_the_columns(load, fixtures):
 def test_empty_data_set_warns_and_has_no_problems(load, tmp_path, caplog):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with caplog.at_level(logging.WARNING, logger="gsi.datasets"):
+    with caplog.at_level(logging.WARNING, logger="gsi.data.hub"):
         assert load("math500", empty) == []
     assert "is empty" in caplog.text
 
 
 def test_rows_without_reference_are_kept_with_an_empty_answer(load, tmp_path, caplog):
     rows = [MATH500[0], {**MATH500[1], "answer": ""}, {**MATH500[2], "answer": None}]
-    with caplog.at_level(logging.WARNING, logger="gsi.datasets"):
+    with caplog.at_level(logging.WARNING, logger="gsi.data.hub"):
         problems = load("math500", write_jsonl(tmp_path / "m.jsonl", rows))
     assert [p.answer for p in problems] == ["\\frac{14}{3}", "", ""]
     assert "2 of 3 problems have no reference answer" in caplog.text
@@ -135,7 +135,7 @@ def test_non_utf8_is_one_line_naming_file_and_byte_offset(load, tmp_path):
 
 def test_non_utf8_replace_mode_reads_u_fffd_and_warns(load, tmp_path, caplog):
     path, offset = _with_bad_byte(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="gsi.datasets"):
+    with caplog.at_level(logging.WARNING, logger="gsi.data.hub"):
         problems = load("math500", path, "dataset.on_bad_bytes=replace")
     assert [p.question for p in problems][1] == "caf\ufffd"
     assert f"byte {offset} (0xe9) is not UTF-8" in caplog.text

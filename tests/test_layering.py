@@ -181,7 +181,7 @@ def test_importing_the_library_registers_no_schema():
     """Schemas and resolvers come from gsi.config.register(), called by run.py, the job entry
     point and the tests; importing any module (the grader, even gsi.config) registers nothing."""
     code = (
-        "import gsi.grading, gsi.datasets, gsi.decoding, gsi.metrics, gsi.outputs, gsi.pipeline, gsi.config\n"
+        "import gsi.grading, gsi.data.hub, gsi.decoding, gsi.metrics, gsi.outputs, gsi.pipeline, gsi.config\n"
         "from hydra.core.config_store import ConfigStore\nfrom omegaconf import OmegaConf\n"
         "repo = ConfigStore.instance().repo\n"
         "print('gsi_schema.yaml' in repo, any(OmegaConf.has_resolver(r) for r in "

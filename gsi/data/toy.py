@@ -1,9 +1,6 @@
-"""Data sets as lists of :class:`Problem`, and the stable shard/limit selection."""
+"""The embedded toy world's evaluation problems as a data set."""
 
 from __future__ import annotations
-
-import hashlib
-from typing import Sequence
 
 from gsi.types import Problem
 
@@ -40,15 +37,3 @@ class ToyArithmetic:
             )
             for i, p in enumerate(problems)
         ]
-
-
-def shard_of(problem_id: str, count: int) -> int:
-    """Stable shard of a problem: a hash of its id, independent of order and batch size."""
-    digest = hashlib.sha256(problem_id.encode()).digest()
-    return int.from_bytes(digest[:8], "little") % count
-
-
-def select(problems: Sequence[Problem], limit: int | None, index: int, count: int) -> list[Problem]:
-    """The first ``limit`` problems of the data set, then this shard's part of them."""
-    chosen = list(problems if limit is None else problems[:limit])
-    return [p for p in chosen if shard_of(p.id, count) == index]
