@@ -107,8 +107,10 @@ def _num(value: Any) -> str:
     return str(int(f)) if f.is_integer() else f"{f:g}"
 
 
-def run_name(cfg: DictConfig) -> str:
-    """``gsi_toy_arith_b20`` (+ ``_shard2of8``): enough to recognise a run in a listing."""
+def dir_stem(cfg: DictConfig) -> str:
+    """``gsi_toy_arith_b20`` (+ ``_shard2of8``): the readable part of a run directory's name,
+    enough to recognise a run in a listing (the tracker's display name is
+    :func:`gsi.tracking.run_name`)."""
     parts = [str(cfg.method.name), str(cfg.dataset.get("name", "data")), f"b{_num(cfg.beta)}"]
     if int(cfg.shard.count) > 1:
         parts.append(f"shard{int(cfg.shard.index)}of{int(cfg.shard.count)}")
@@ -116,4 +118,4 @@ def run_name(cfg: DictConfig) -> str:
 
 
 def run_id(cfg: DictConfig) -> str:
-    return f"{run_name(cfg)}-{config_hash(cfg)}"
+    return f"{dir_stem(cfg)}-{config_hash(cfg)}"
