@@ -188,22 +188,50 @@ def raw_reward(scores: StepScores, index: int, params: MethodParams) -> float:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("gsi", "small", "n_small", True, True, gsi_probabilities, gsi_score),
-        Method("gsi_no_reject", "small", "n_small", True, True, gsi_probabilities),
         Method(
-            "gsi_consistent", "small", "n_small", True, True, gsi_probabilities, gsi_score,
+            "gsi", proposer="small", n_param="n_small", needs_reward=True, needs_target_logprobs=True,
+            probabilities=gsi_probabilities, accept_score=gsi_score,
+        ),
+        Method(
+            "gsi_no_reject", proposer="small", n_param="n_small", needs_reward=True,
+            needs_target_logprobs=True, probabilities=gsi_probabilities,
+        ),
+        Method(
+            "gsi_consistent", proposer="small", n_param="n_small", needs_reward=True,
+            needs_target_logprobs=True, probabilities=gsi_probabilities, accept_score=gsi_score,
             fallback_method=Method(
-                "restricted_soft_bon_big", "big", "n_big", True, False, restricted_probabilities,
-                needs_small_logprobs=True,
+                "restricted_soft_bon_big", proposer="big", n_param="n_big", needs_reward=True,
+                needs_target_logprobs=False, probabilities=restricted_probabilities, needs_small_logprobs=True,
             ),
         ),
-        Method("rsd", "small", "n_small", True, False, soft_bon_probabilities, raw_reward),
-        Method("soft_bon_small", "small", "n_small", True, False, soft_bon_probabilities),
-        Method("soft_bon_big", "big", "n_big", True, False, soft_bon_probabilities),
-        Method("bon_small", "small", "n_small", True, False, hard_bon_probabilities),
-        Method("bon_big", "big", "n_big", True, False, hard_bon_probabilities),
-        Method("small", "small", "one", False, False, single_probabilities),
-        Method("big", "big", "one", False, False, single_probabilities),
+        Method(
+            "rsd", proposer="small", n_param="n_small", needs_reward=True, needs_target_logprobs=False,
+            probabilities=soft_bon_probabilities, accept_score=raw_reward,
+        ),
+        Method(
+            "soft_bon_small", proposer="small", n_param="n_small", needs_reward=True,
+            needs_target_logprobs=False, probabilities=soft_bon_probabilities,
+        ),
+        Method(
+            "soft_bon_big", proposer="big", n_param="n_big", needs_reward=True, needs_target_logprobs=False,
+            probabilities=soft_bon_probabilities,
+        ),
+        Method(
+            "bon_small", proposer="small", n_param="n_small", needs_reward=True, needs_target_logprobs=False,
+            probabilities=hard_bon_probabilities,
+        ),
+        Method(
+            "bon_big", proposer="big", n_param="n_big", needs_reward=True, needs_target_logprobs=False,
+            probabilities=hard_bon_probabilities,
+        ),
+        Method(
+            "small", proposer="small", n_param="one", needs_reward=False, needs_target_logprobs=False,
+            probabilities=single_probabilities,
+        ),
+        Method(
+            "big", proposer="big", n_param="one", needs_reward=False, needs_target_logprobs=False,
+            probabilities=single_probabilities,
+        ),
     ]
 }
 
