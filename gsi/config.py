@@ -130,7 +130,7 @@ class QwenPRMConfig(RewardConfig):
     """
 
     _target_: str = "gsi.rewards.prm.HFQwenPRM"
-    name: str = "prm"
+    name: str = ""  # empty: the model path
     path: str = MISSING
     aggregation: str = "last"
     system_prompt: str = QWEN_MATH_SYSTEM
@@ -148,7 +148,7 @@ class VLLMQwenPRMConfig(RewardConfig, VLLMEngineConfig):
     """The same PRM through vLLM's pooling runner (``gsi.rewards.prm_vllm.VLLMQwenPRM``)."""
 
     _target_: str = "gsi.rewards.prm_vllm.VLLMQwenPRM"
-    name: str = "prm"
+    name: str = ""  # empty: the model path
     path: str = MISSING
     aggregation: str = "last"
     system_prompt: str = QWEN_MATH_SYSTEM
@@ -162,7 +162,7 @@ class StepTagLMPRMConfig(RewardConfig):
     (``gsi.rewards.step_tag_lm.StepTagLMPRM``): Math-Shepherd, RLHFlow, ... formats."""
 
     _target_: str = "gsi.rewards.step_tag_lm.StepTagLMPRM"
-    name: str = "prm"
+    name: str = ""  # empty: the model path
     path: str = MISSING
     format: str = "step_tag"
     step_tag: str = " ки"

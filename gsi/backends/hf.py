@@ -30,7 +30,6 @@ class HFBackend(TokenizedPrompts):
         name: str = "",
         dtype: str = "float32",
         device: str = "auto",
-        step_separator: str = STEP_SEPARATOR,
         num_threads: int | None = None,
         prefix_cache: int = 512,
     ) -> None:
@@ -45,8 +44,8 @@ class HFBackend(TokenizedPrompts):
         self.eos_id = self.tokenizer.eos_token_id
         self.context_window = getattr(self.model.config, "max_position_embeddings", None)
         # A step ends when its text contains the separator, as vLLM's stop strings do.
-        self.stop_ids, self.partial_ids = separator_tokens(self.tokenizer, step_separator)
-        self.step_separator = step_separator
+        self.stop_ids, self.partial_ids = separator_tokens(self.tokenizer, STEP_SEPARATOR)
+        self.step_separator = STEP_SEPARATOR
         self.prefix_cache = PrefixCache(prefix_cache)
         self.lm_head = self.model.get_output_embeddings()
         self.dtype = next(self.model.parameters()).dtype

@@ -52,7 +52,6 @@ class VLLMBackend(TokenizedPrompts):
         read_prefix_cache: bool = True,
         per_problem_seeds: bool = True,
         score_topk: int | None = None,
-        step_separator: str = STEP_SEPARATOR,
         visible_devices: str | None = None,
         env: Mapping[str, Any] | None = None,
         engine_kwargs: Mapping[str, Any] | None = None,
@@ -60,7 +59,7 @@ class VLLMBackend(TokenizedPrompts):
         if score_topk is not None and score_topk < 1:
             raise ValueError(f"score_topk={score_topk} is not allowed: use null (whole vocabulary, exact) or K >= 1")
         self.name = name or path
-        self.step_separator = step_separator
+        self.step_separator = STEP_SEPARATOR
         self.score_topk = score_topk
         self.per_problem_seeds = per_problem_seeds
         options = engine_options(
@@ -88,7 +87,7 @@ class VLLMBackend(TokenizedPrompts):
         # can end in part of it must vLLM detokenize and match the stop string.
         from gsi.backends.law import separator_tokens
 
-        self.stop_ids, partial = separator_tokens(self.tokenizer, step_separator)
+        self.stop_ids, partial = separator_tokens(self.tokenizer, STEP_SEPARATOR)
         self.needs_stop_string = bool(partial)
 
     # ------------------------------------------------------------------ helpers
