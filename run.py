@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 import gsi.config
 import gsi.pipeline
-from gsi.cli import unknown_group_option
+from gsi.cli import check_command_line
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -16,9 +16,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    problem = unknown_group_option(sys.argv[1:])
-    if problem is not None:
-        print(f"gsi: config error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
     gsi.config.register()
+    check_command_line(sys.argv[1:])
     main()

@@ -88,3 +88,22 @@ def unknown_group_option(argv: Sequence[str], conf: Path = CONF) -> str | None:
             if choice not in options:
                 return f"{key}={choice!r} is not an option: choose one of {', '.join(options)} (conf/{key}/)"
     return None
+
+
+def check_command_line(argv: Sequence[str]) -> None:
+    """End the process with one line on stderr and exit code 2 when the command line names
+    an unknown group option or setting, or composes into a configuration that cannot work
+    (:func:`gsi.precheck.command_line_problem`); return when it is fine."""
+    import sys
+
+    from gsi.precheck import command_line_problem
+
+    problem = unknown_group_option(argv)
+    if problem is not None:
+        nested = command_line_problem(argv) if "is not a setting" in problem and "did you mean" not in problem else None
+        problem = nested if nested and "did you mean" in nested else f"config error: {problem}"
+    else:
+        problem = command_line_problem(argv)
+    if problem is not None:
+        print(f"gsi: {problem}", file=sys.stderr)
+        raise SystemExit(2)

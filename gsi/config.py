@@ -325,6 +325,48 @@ def register() -> None:
 
 
 # ------------------------------------------------------------------ validation
+MIN_TEMPERATURE = 1e-6  # logits (|l| < ~1e30) / temperature stay finite in float32 (max ~3.4e38)
+MIN_TOP_P = 1.1754944e-38  # numpy.finfo(float32).tiny: smaller top_p underflows to 0 in float32
+
+
+def _context_length(path: str) -> int | None:
+    """max_position_embeddings from a local model directory's config.json (no weights read)."""
+    import json
+
+    config = Path(path).expanduser() / "config.json"
+    try:
+        value = json.loads(config.read_text()).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
+def _check_values(cfg: DictConfig, step_tokens: int) -> None:
+    """Group values the schemas' types let through: prefix caches, the toy data set's
+    sizes, the verifier's noise, and the step budget against the models' context."""
+    for role in ("small", "big"):
+        node = cfg.model.get(role)
+        if node is None:
+            continue
+        if "prefix_cache" in node:
+            _check(int(node.prefix_cache) >= 0, f"model.{role}.prefix_cache", node.prefix_cache, "an integer >= 0 (0 = off)")
+        limit = node.get("max_model_len") or _context_length(str(node.get("path", "")))
+        _check(limit is None or step_tokens < int(limit), "max_step_tokens", step_tokens,
+               f"below model.{role}'s context length {limit}")
+    if "prefix_cache" in cfg.reward:
+        _check(int(cfg.reward.prefix_cache) >= 0, "reward.prefix_cache", cfg.reward.prefix_cache, "an integer >= 0 (0 = off)")
+    if "noise" in cfg.reward:
+        noise = float(cfg.reward.noise)
+        _check(math.isfinite(noise) and noise >= 0, "reward.noise", cfg.reward.noise, "a finite number >= 0")
+    data = cfg.dataset
+    if "num_problems" in data:
+        _check(int(data.num_problems) >= 1, "dataset.num_problems", data.num_problems, "an integer >= 1")
+    if "min_ops" in data and "max_ops" in data:
+        _check(int(data.min_ops) >= 1, "dataset.min_ops", data.min_ops, "an integer >= 1")
+        _check(int(data.max_ops) >= int(data.min_ops), "dataset.max_ops", data.max_ops,
+               f"an integer >= dataset.min_ops={data.min_ops}")
+
+
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}")
@@ -356,8 +398,13 @@ def validate(cfg: DictConfig) -> RunSettings:
         _check(int(cfg[key]) >= 1, key, cfg[key], "an integer >= 1")
     temperature = float(cfg.temperature)
     _check(temperature > 0 and math.isfinite(temperature), "temperature", cfg.temperature, "a number > 0")
+    _check(temperature >= MIN_TEMPERATURE, "temperature", cfg.temperature,
+           f">= {MIN_TEMPERATURE:g} (below it logits/temperature overflow float32)")
     top_p = float(cfg.top_p)
     _check(0 < top_p <= 1, "top_p", cfg.top_p, "in (0, 1]")
+    _check(top_p >= MIN_TOP_P, "top_p", cfg.top_p, f">= {MIN_TOP_P:g} (the smallest float32 normal) and <= 1")
+    _check(0 <= int(cfg.seed) < 2**63, "seed", cfg.seed, "an integer in [0, 2**63) (numpy's and torch's RNGs)")
+    _check_values(cfg, int(cfg.max_step_tokens))
     _check(cfg.limit is None or int(cfg.limit) >= 0, "limit", cfg.limit, "null (all) or an integer >= 0")
     _check(int(cfg.shard.count) >= 1, "shard.count", cfg.shard.count, "an integer >= 1")
     _check(
