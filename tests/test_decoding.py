@@ -11,7 +11,7 @@ from gsi.data import ToyArithmetic
 from gsi.decoding import Decoder
 from gsi.grading import get_grader
 from gsi.toy.verifier import ToyVerifier
-from tests.conftest import toy_table
+from tests.helpers import toy_table
 
 PROBLEMS = ToyArithmetic(num_problems=12, seed=7).load()
 

@@ -11,7 +11,7 @@ import time
 
 
 from gsi.pipeline import run
-from tests.conftest import ROOT, assert_same_results
+from tests.helpers import ROOT, assert_same_results
 
 ARGS = ["method=gsi", "limit=24", "batch_size=2", "progress=false", "tracking=none"]
 

@@ -13,7 +13,7 @@ from gsi.data import select, shard_of, ToyArithmetic
 from gsi.launch.identity import NON_RESULT_KEYS, run_id
 from gsi.launch.resources import gpus_per_task
 from gsi.pipeline import run
-from tests.conftest import assert_same_results
+from tests.helpers import assert_same_results
 from tests.sweep_utils import TOY, read_rows
 
 
@@ -46,7 +46,7 @@ def test_run_py_default_dir_is_the_identity(compose, tmp_path):
 def _with_hydra(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)

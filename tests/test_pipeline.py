@@ -13,7 +13,7 @@ import pytest
 from gsi.methods import METHODS
 from gsi.metrics import METRIC_ORDER
 from gsi.pipeline import run
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SMALL_RUN = ("limit=6", "n_small=3", "n_big=2", "batch_size=4")
 

@@ -17,7 +17,7 @@ from gsi.config import ConfigError, validate
 from gsi.metrics import METRIC_ORDER
 from gsi.pipeline import run
 from gsi.tracking import PROBLEM_KEYS, PROBLEM_X, STEP_KEYS, STEP_X, TABLE_KEY, resolve_mode, run_name
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.wandb_records import offline_runs
 
 pytest.importorskip("wandb")

@@ -20,7 +20,7 @@ import pytest
 
 import gsi.pipeline
 from gsi.pipeline import run
-from tests.conftest import CONF, ROOT, assert_same_results
+from tests.helpers import CONF, ROOT, assert_same_results
 from tests.sweep_utils import run_py
 
 ARGS = ("method=gsi", "limit=6", "batch_size=2", "tracking=none", "progress=false")
