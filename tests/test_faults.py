@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from gsi.pipeline import run
 from tests.helpers import ROOT, assert_same_results, without_timing
+
+pytestmark = pytest.mark.e2e  # every test starts run.py or a fresh interpreter
 
 ARGS = ["method=gsi", "limit=24", "batch_size=2", "progress=false", "tracking=none"]
 

@@ -34,6 +34,7 @@ def test_same_config_same_id_and_different_config_different_id(compose):
     assert run_id(compose(*TOY, "beta=inf")).startswith("gsi_toy_arith_binf-")
 
 
+@pytest.mark.e2e
 def test_run_py_default_dir_is_the_identity(compose, tmp_path):
     from tests.sweep_utils import run_py
 

@@ -79,6 +79,7 @@ def _run_py(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.e2e
 def test_run_py_writes_outputs_in_hydra_run_dir(tmp_path):
     proc = _run_py("limit=4", "progress=false", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
@@ -87,6 +88,7 @@ def test_run_py_writes_outputs_in_hydra_run_dir(tmp_path):
     assert (tmp_path / "metrics.json").exists() and (tmp_path / ".hydra" / "config.yaml").exists()
 
 
+@pytest.mark.e2e
 def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
     proc = _run_py("-m", "beta=0.5,2", "method=gsi,rsd", "limit=3", "progress=false", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
@@ -96,6 +98,7 @@ def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
     assert seen == {("gsi", 0.5), ("gsi", 2.0), ("rsd", 0.5), ("rsd", 2.0)}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "override,needle",
     [
@@ -120,6 +123,7 @@ def test_bad_values_fail_with_one_line_naming_the_key(tmp_path, override, needle
     assert not (tmp_path / "results.jsonl").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args,needle",
     [
@@ -143,6 +147,7 @@ def test_unknown_group_option_is_one_line_before_running(tmp_path, args, needle)
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.e2e
 def test_unknown_key_fails_before_running(tmp_path):
     proc = _run_py("betta=1", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "betta=1 is not a setting: did you mean beta?" in proc.stderr
