@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # small, fast jobs; results do not depend on batch_size, only timings do
 TOY = ("progress=false", "limit=6", "n_small=3", "n_big=2", "batch_size=4")

@@ -11,7 +11,7 @@ from gsi.data import ToyArithmetic
 from gsi.decoding import Decoder
 from gsi.grading import get_grader
 from gsi.toy.verifier import ToyVerifier
-from tests.conftest import toy_table
+from tests.helpers import toy_table, without_timing
 
 PROBLEMS = ToyArithmetic(num_problems=12, seed=7).load()
 
@@ -57,9 +57,7 @@ def decode(compose, method, problems=PROBLEMS, reward=None, p_small=0.6, p_big=0
 
 
 def strip_timing(results):
-    rows = [r.to_json() for r in results]
-    for row in rows:
-        row.pop("latency_s")
+    rows = [without_timing(r.to_json()) for r in results]
     return sorted(rows, key=lambda r: r["problem_id"])
 
 

@@ -57,6 +57,7 @@ def test_three_gpu_layout_puts_each_model_on_its_own_device(compose):
     assert sorted(devices) == ["0", "1", "2"]
 
 
+@pytest.mark.e2e
 def test_cfg_job_dry_run_prints_the_composed_experiment(tmp_path):
     """`python run.py +experiment=paper --cfg job`: the whole config, nothing loaded."""
     out = subprocess.run(

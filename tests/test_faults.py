@@ -9,17 +9,19 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from gsi.pipeline import run
-from tests.conftest import ROOT, assert_same_results
+from tests.helpers import ROOT, assert_same_results, without_timing
+
+pytestmark = pytest.mark.e2e  # every test starts run.py or a fresh interpreter
 
 ARGS = ["method=gsi", "limit=24", "batch_size=2", "progress=false", "tracking=none"]
 
 
 def rows_without_timing(path):
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for r in rows:
-        r.pop("latency_s")
+    rows = [without_timing(json.loads(line)) for line in path.read_text().splitlines()
+            if line.strip()]
     return {r["problem_id"]: r for r in rows}, len(rows)
 
 
@@ -101,7 +103,5 @@ def rows_without_timing_tolerant(path):
     """Rows of a results file whose last line may be torn."""
     from gsi.outputs import read_results
 
-    rows = list(read_results(path))
-    for r in rows:
-        r.pop("latency_s")
+    rows = [without_timing(r) for r in read_results(path)]
     return {r["problem_id"]: r for r in rows}, len(rows)

@@ -13,7 +13,7 @@ from gsi.data import select, shard_of, ToyArithmetic
 from gsi.launch.identity import NON_RESULT_KEYS, run_id
 from gsi.launch.resources import gpus_per_task
 from gsi.pipeline import run
-from tests.conftest import assert_same_results
+from tests.helpers import assert_same_results, without_timing
 from tests.sweep_utils import TOY, read_rows
 
 
@@ -34,6 +34,7 @@ def test_same_config_same_id_and_different_config_different_id(compose):
     assert run_id(compose(*TOY, "beta=inf")).startswith("gsi_toy_arith_binf-")
 
 
+@pytest.mark.e2e
 def test_run_py_default_dir_is_the_identity(compose, tmp_path):
     from tests.sweep_utils import run_py
 
@@ -46,7 +47,7 @@ def test_run_py_default_dir_is_the_identity(compose, tmp_path):
 def _with_hydra(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
@@ -77,10 +78,6 @@ def _sharded(compose, root: Path, count: int, *extra: str) -> list[Path]:
     return dirs
 
 
-def _comparable(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "latency_s"}
-
-
 def test_shards_partition_the_problems_stably():
     problems = ToyArithmetic().load()[:50]
     parts = [select(problems, 50, i, 4) for i in range(4)]
@@ -100,8 +97,8 @@ def test_merged_shards_equal_the_unsharded_run(compose, tmp_path, capsys):
     reference = read_rows(full / "results.jsonl")
     order = [p.id for p in ToyArithmetic().load()[:9]]
     assert [r["problem_id"] for r in merged] == order  # data set order
-    by_id = {r["problem_id"]: _comparable(r) for r in reference}
-    assert_same_results([_comparable(r) for r in merged], [by_id[pid] for pid in order])
+    by_id = {r["problem_id"]: without_timing(r) for r in reference}
+    assert_same_results([without_timing(r) for r in merged], [by_id[pid] for pid in order])
     m = json.loads((tmp_path / "merged" / "metrics.json").read_text())
     f = json.loads((full / "metrics.json").read_text())
     for key in ("accuracy", "acceptance_rate", "mean_final_reward", "steps_per_problem", "tokens_small",

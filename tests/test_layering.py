@@ -177,6 +177,7 @@ def test_the_walk_sees_lazy_and_relative_imports(tmp_path):
                    ("gsi.pkg.mod", "gsi.decoding", ("CallStats",), True)}
 
 
+@pytest.mark.e2e
 def test_importing_the_library_registers_no_schema():
     """Schemas and resolvers come from gsi.config.register(), called by run.py, the job entry
     point and the tests; importing any module (the grader, even gsi.config) registers nothing."""

@@ -104,6 +104,7 @@ def test_no_runs_is_one_line_and_exit_2(tmp_path, capsys):
 PAPER_DATASETS = ["math500", "olympiadbench", "minerva_math", "mmlu_stem", "gsm8k"]
 
 
+@pytest.mark.e2e
 def test_sweep_paper_expands_to_twenty_slurm_jobs_that_all_compose(compose, tmp_path):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

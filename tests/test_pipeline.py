@@ -13,17 +13,13 @@ import pytest
 from gsi.methods import METHODS
 from gsi.metrics import METRIC_ORDER
 from gsi.pipeline import run
-from tests.conftest import ROOT
+from tests.helpers import ROOT, without_timing
 
 SMALL_RUN = ("limit=6", "n_small=3", "n_big=2", "batch_size=4")
 
 
 def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def without_timing(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "latency_s"} for r in rows]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -51,21 +47,21 @@ def test_same_seed_gives_identical_results(compose, tmp_path):
     run(compose("method=gsi", *SMALL_RUN), a)
     run(compose("method=gsi", *SMALL_RUN), b)
     run(compose("method=gsi", "seed=1", *SMALL_RUN), c)
-    rows_a = without_timing(read_rows(a / "results.jsonl"))
-    assert rows_a == without_timing(read_rows(b / "results.jsonl"))
-    assert rows_a != without_timing(read_rows(c / "results.jsonl"))
+    rows_a = [without_timing(r) for r in read_rows(a / "results.jsonl")]
+    assert rows_a == [without_timing(r) for r in read_rows(b / "results.jsonl")]
+    assert rows_a != [without_timing(r) for r in read_rows(c / "results.jsonl")]
 
 
 def test_interrupted_run_resumes_without_duplicates(compose, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     run(compose("method=rsd", "limit=10", "batch_size=4"), full)
-    reference = {r["problem_id"]: r for r in without_timing(read_rows(full / "results.jsonl"))}
+    reference = {r["problem_id"]: without_timing(r) for r in read_rows(full / "results.jsonl")}
     # simulate a kill: 4 finished lines and half of the fifth
     lines = (full / "results.jsonl").read_text().splitlines(keepends=True)
     cut.mkdir()
     (cut / "results.jsonl").write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
     metrics = run(compose("method=rsd", "limit=10", "batch_size=4"), cut)
-    rows = without_timing(read_rows(cut / "results.jsonl"))
+    rows = [without_timing(r) for r in read_rows(cut / "results.jsonl")]
     assert len(rows) == 10 and {r["problem_id"] for r in rows} == set(reference)
     assert {r["problem_id"]: r for r in rows} == reference
     assert metrics["new_problems"] == 6 and metrics["num_problems"] == 10
@@ -83,6 +79,7 @@ def _run_py(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.e2e
 def test_run_py_writes_outputs_in_hydra_run_dir(tmp_path):
     proc = _run_py("limit=4", "progress=false", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
@@ -91,6 +88,7 @@ def test_run_py_writes_outputs_in_hydra_run_dir(tmp_path):
     assert (tmp_path / "metrics.json").exists() and (tmp_path / ".hydra" / "config.yaml").exists()
 
 
+@pytest.mark.e2e
 def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
     proc = _run_py("-m", "beta=0.5,2", "method=gsi,rsd", "limit=3", "progress=false", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
@@ -100,6 +98,7 @@ def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
     assert seen == {("gsi", 0.5), ("gsi", 2.0), ("rsd", 0.5), ("rsd", 2.0)}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "override,needle",
     [
@@ -124,6 +123,7 @@ def test_bad_values_fail_with_one_line_naming_the_key(tmp_path, override, needle
     assert not (tmp_path / "results.jsonl").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args,needle",
     [
@@ -147,6 +147,7 @@ def test_unknown_group_option_is_one_line_before_running(tmp_path, args, needle)
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.e2e
 def test_unknown_key_fails_before_running(tmp_path):
     proc = _run_py("betta=1", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "betta=1 is not a setting: did you mean beta?" in proc.stderr

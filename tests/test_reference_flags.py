@@ -107,6 +107,7 @@ def test_beta_zero_is_valid_with_the_reference_threshold(compose):
     assert settings.params.threshold_on == "beta_tilted" and settings.params.beta == 0.0
 
 
+@pytest.mark.e2e
 def test_job_slurm_translation_composes_every_job(tmp_path):
     """The README command with the cluster names filled in, one `--cfg all` per array task."""
     command = _between(README, "job-slurm").split("```bash")[1].split("```")[0]

@@ -21,7 +21,7 @@ def runs(tmp_path_factory):
     """gsi unsharded, the same config in two shards, and soft_bon_big unsharded."""
     from hydra import compose, initialize_config_dir
 
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     root = tmp_path_factory.mktemp("runs")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -123,7 +123,7 @@ def test_step_summaries_add_up_to_the_results(compose):
     from gsi.decoding import Decoder
     from gsi.grading import get_grader
     from gsi.toy.verifier import ToyVerifier
-    from tests.conftest import toy_table
+    from tests.helpers import toy_table
 
     problems = ToyArithmetic(num_problems=10, seed=3).load()
     settings = validate(compose("method=gsi", "batch_size=4", "threshold=0.6", "n_small=1"))

@@ -18,7 +18,7 @@ import pytest
 from tests.sweep_utils import (TOY, check_one_failing_job, metrics_files, read_rows, run_py, start_run_py, submitted, sweep_table,
                                wait_for_rows)
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e]  # every test runs run.py against the cluster
 
 SLURM = ("-m", "hydra/launcher=slurm", *TOY)
 

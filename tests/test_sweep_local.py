@@ -14,6 +14,8 @@ from tests.sweep_utils import (TOY, check_one_failing_job, metrics_files, read_r
 pytest.importorskip("submitit", reason="the `slurm` extra (submitit, hydra-submitit-launcher) is not installed")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher is not installed")
 
+pytestmark = pytest.mark.e2e  # every test launches run.py sweeps
+
 LOCAL = ("-m", "hydra/launcher=local", *TOY)
 
 

@@ -17,7 +17,7 @@ from gsi.config import ConfigError, validate
 from gsi.metrics import METRIC_ORDER
 from gsi.pipeline import run
 from gsi.tracking import PROBLEM_KEYS, PROBLEM_X, STEP_KEYS, STEP_X, TABLE_KEY, resolve_mode, run_name
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.wandb_records import offline_runs
 
 pytest.importorskip("wandb")
@@ -69,6 +69,7 @@ def sweep(tmp_path_factory) -> Path:
     return tmp / "sweep"
 
 
+@pytest.mark.e2e
 def test_every_job_has_its_own_offline_wandb_run_with_the_named_metrics(sweep):
     jobs = sorted(p.parent for p in sweep.glob("*/metrics.json"))
     assert len(jobs) == 4
@@ -111,6 +112,7 @@ def test_every_job_has_its_own_offline_wandb_run_with_the_named_metrics(sweep):
     assert len(ids) == 4 and len(names) == 4
 
 
+@pytest.mark.e2e
 def test_report_on_the_sweep_equals_metrics_json_and_draws_real_plots(sweep, tmp_path):
     from matplotlib.image import imread
 

@@ -20,7 +20,7 @@ import pytest
 
 import gsi.pipeline
 from gsi.pipeline import run
-from tests.conftest import CONF, ROOT, assert_same_results
+from tests.helpers import CONF, ROOT, assert_same_results, without_timing
 from tests.sweep_utils import run_py
 
 ARGS = ("method=gsi", "limit=6", "batch_size=2", "tracking=none", "progress=false")
@@ -55,8 +55,7 @@ def rows(path: Path) -> dict[str, dict]:
     out = {}
     for line in (path / "results.jsonl").read_text().splitlines():
         if line.strip():
-            row = json.loads(line)
-            row.pop("latency_s")
+            row = without_timing(json.loads(line))
             out[row["problem_id"]] = row
     return out
 
