@@ -13,7 +13,7 @@ from gsi.data import ToyArithmetic
 from gsi.decoding import Decoder, _both, _separate_devices
 from gsi.grading import get_grader
 from gsi.toy.verifier import ToyVerifier
-from tests.conftest import toy_table
+from tests.helpers import toy_table
 
 PROBLEMS = ToyArithmetic(num_problems=8, seed=3).load()
 
