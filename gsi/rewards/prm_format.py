@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.groups import split_by_problem  # noqa: F401 - the one split, also used by the vLLM PRM
+from gsi.errors import ConfigError
 
 QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 QWEN_STEP_TAG = "<extra_0>"
@@ -20,7 +21,7 @@ AGGREGATIONS = ("last", "min", "product")
 
 def check_aggregation(aggregation: str) -> str:
     if aggregation not in AGGREGATIONS:
-        raise ValueError(
+        raise ConfigError(
             f"reward.aggregation={aggregation!r} is not allowed: choose one of {', '.join(AGGREGATIONS)}"
         )
     return aggregation
@@ -37,7 +38,7 @@ def aggregate(step_probs: np.ndarray, aggregation: str) -> float:
         return float(p.min())
     if aggregation == "product":
         return float(np.exp(np.log(np.clip(p, 1e-300, 1.0)).sum()))
-    raise ValueError(check_aggregation(aggregation))
+    raise ConfigError(check_aggregation(aggregation))
 
 
 def qwen_prm_messages(

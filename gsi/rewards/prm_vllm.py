@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.engines.vllm import device_key, engine_options, start_engine
+from gsi.errors import ConfigError
 from gsi.rewards.prm import _QwenPRMBase
 from gsi.rewards.prm_format import QWEN_MATH_SYSTEM, QWEN_STEP_TAG, score_candidates
 
@@ -50,7 +51,7 @@ class VLLMQwenPRM(_QwenPRMBase):
         try:
             from vllm.config import PoolerConfig
         except ImportError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"reward._target_ needs vLLM, which is not installed ({exc}): "
                 "install the vllm extra, or use reward=toy_prm (transformers)"
             ) from exc

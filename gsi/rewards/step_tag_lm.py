@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.engines.hf import check_local_path
+from gsi.errors import ConfigError
 from gsi.rewards.prm import PATH_HINT
 from gsi.rewards.prm_format import check_aggregation, score_candidates
 
@@ -52,9 +53,9 @@ class StepTagLMPRM:
         from gsi.engines.hf import load
 
         if format not in FORMATS:
-            raise ValueError(f"reward.format={format!r} is not allowed: choose one of {', '.join(FORMATS)}")
+            raise ConfigError(f"reward.format={format!r} is not allowed: choose one of {', '.join(FORMATS)}")
         if batch_size < 1:
-            raise ValueError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
+            raise ConfigError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
         check_local_path(path, "reward.path", PATH_HINT)
         self.name = name or path
         self.format = format
@@ -64,11 +65,11 @@ class StepTagLMPRM:
         self.batch_size, self.max_length = batch_size, max_length
         self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads)
         if not self.tokenizer.is_fast:
-            raise ValueError(f"reward.path={path!r}: a fast tokenizer (character offsets) is needed")
+            raise ConfigError(f"reward.path={path!r}: a fast tokenizer (character offsets) is needed")
         if chat_template is not None:
             self.tokenizer.chat_template = chat_template
         if format == "chat" and self.tokenizer.chat_template is None:
-            raise ValueError(f"reward.format='chat' but the tokenizer of {path!r} has no chat template: "
+            raise ConfigError(f"reward.format='chat' but the tokenizer of {path!r} has no chat template: "
                              "set reward.chat_template")
         self.label_ids = [self._single_token(positive, "positive"), self._single_token(negative, "negative")]
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -76,7 +77,7 @@ class StepTagLMPRM:
     def _single_token(self, text: str, key: str) -> int:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
-            raise ValueError(f"reward.{key}={text!r} is {len(ids)} tokens for this tokenizer: it must be one token")
+            raise ConfigError(f"reward.{key}={text!r} is {len(ids)} tokens for this tokenizer: it must be one token")
         return ids[0]
 
     # -------------------------------------------------------------- rendering
@@ -104,7 +105,7 @@ class StepTagLMPRM:
             messages.append({"role": "assistant", "content": self.positive})
         text = self.tokenizer.apply_chat_template(messages, tokenize=False)
         if any(not text.startswith(self.positive, c) for c in cuts):
-            raise ValueError("the chat template does not render prefixes of the conversation as prefixes; "
+            raise ConfigError("the chat template does not render prefixes of the conversation as prefixes; "
                              "use format='step_tag' for this model")
         return text, cuts
 
