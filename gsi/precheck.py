@@ -137,6 +137,8 @@ def command_line_problem(argv: Sequence[str]) -> str | None:
     problem = _structure_problem(cfg, argv, _compose(_group_overrides(argv)))
     if problem is not None:
         return "config error: " + problem
+    if str(cfg.hydra.get("mode")) in ("MULTIRUN", "RunMode.MULTIRUN"):
+        return None  # a sweep set by the config (+experiment=sweep_paper): the launcher checks every job
     try:
         validate(cfg)
     except ConfigError as exc:
