@@ -78,7 +78,7 @@ def prm_inputs():
     """Problems with long prefixes (questions carrying solved examples) and right and
     wrong candidates, so the partial solutions of a problem share many KV blocks."""
     from gsi.toy.task import generate_problems
-    from gsi.toy.train_prm import wrong_steps
+    from gsi.toy.prm_data import wrong_steps
 
     questions, previous, candidates = [], [], []
     for k, p in enumerate(generate_problems(8, seed=5, heldout=True)):
