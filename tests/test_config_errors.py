@@ -13,7 +13,7 @@ import pytest
 
 from gsi.config import MIN_TEMPERATURE, MIN_TOP_P, validate
 from gsi.errors import ConfigError
-from gsi.precheck import command_line_problem
+from gsi.cli.precheck import command_line_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ PACKAGES = ("gsi", "analysis")
 # Who may import gsi.config: the layers above the pipeline, and the entry points that compose
 # conf/ themselves (like run.py). Everything else gets ConfigError from gsi.errors and its
 # records from gsi.types.
-CONFIG_IMPORTERS = ("gsi.pipeline", "gsi.cli", "gsi.precheck", "gsi.config", "gsi.launch")  # precheck: run.py's composition
+CONFIG_IMPORTERS = ("gsi.pipeline", "gsi.cli", "gsi.config", "gsi.launch")  # gsi.cli.precheck composes for run.py
 # scripts that compose conf/ (or find the toy models) and run cases, as run.py does
 ENTRY_POINTS = ("analysis.benchmark", "analysis.reference_effects", "analysis.hf_scaling")
 # The output side of the loop never reaches back into it.

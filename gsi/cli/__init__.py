@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("model", "reward", "dataset", "method", "tracking", "experiment", "paper_method", "hydra/launcher")
 
 
@@ -93,10 +93,10 @@ def unknown_group_option(argv: Sequence[str], conf: Path = CONF) -> str | None:
 def check_command_line(argv: Sequence[str]) -> None:
     """End the process with one line on stderr and exit code 2 when the command line names
     an unknown group option or setting, or composes into a configuration that cannot work
-    (:func:`gsi.precheck.command_line_problem`); return when it is fine."""
+    (:func:`gsi.cli.precheck.command_line_problem`); return when it is fine."""
     import sys
 
-    from gsi.precheck import command_line_problem
+    from gsi.cli.precheck import command_line_problem
 
     problem = unknown_group_option(argv)
     if problem is not None:

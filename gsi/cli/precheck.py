@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import fields
-from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from gsi.cli import CONF
+
 
 _TYPES = {"Float": "a number", "Integer": "an integer", "int": "an integer", "float": "a number",
           "bool": "true or false", "Boolean": "true or false"}
