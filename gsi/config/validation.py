@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from gsi.config.schemas import TRACKING_MODES
+from gsi.engines.hf import check_local_path
 from gsi.errors import ConfigError
 from gsi.methods import METHODS, MethodParams, get_method
 from gsi.rewards.prm_format import AGGREGATIONS
@@ -109,11 +110,8 @@ def validate(cfg: DictConfig) -> RunSettings:
     aggregation = cfg.reward.get("aggregation", "last")
     _check(aggregation in AGGREGATIONS, "reward.aggregation", aggregation, f"one of {', '.join(AGGREGATIONS)}")
     reward_path = str(cfg.reward.get("path", "") or "")
-    if reward_path.startswith(("/", "./", "../", "~")) and not Path(reward_path).expanduser().exists():
-        raise ConfigError(
-            f"reward.path={reward_path!r} does not exist: point it at a reward model directory "
-            "(the toy PRM is rebuilt by `python -m gsi.toy.train_prm`)"
-        )
+    check_local_path(reward_path, "reward.path", "point it at a reward model directory "
+                     "(the toy PRM is rebuilt by `python -m gsi.toy.train_prm`)")
     tracking_mode = cfg.tracking.get("mode", "auto") if cfg.get("tracking") is not None else "auto"
     allowed_modes = f"one of {', '.join(TRACKING_MODES)}"
     _check(tracking_mode in TRACKING_MODES, "tracking.mode", tracking_mode, allowed_modes)
@@ -125,11 +123,8 @@ def validate(cfg: DictConfig) -> RunSettings:
     roles = (["small"] if method.proposer == "small" else []) + (["big"] if method.uses_big else [])
     for role in roles:
         path = str(cfg.model[role].get("path", ""))
-        if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
-            raise ConfigError(
-                f"model.{role}.path={path!r} does not exist: point it at a model directory "
-                "(the toy models are rebuilt by `python -m gsi.toy.train`)"
-            )
+        check_local_path(path, f"model.{role}.path", "point it at a model directory "
+                         "(the toy models are rebuilt by `python -m gsi.toy.train`)")
     return RunSettings(
         method=method,
         params=MethodParams(
