@@ -180,8 +180,9 @@ class ToyDatasetConfig:
     name: str = "toy_arith"
     num_problems: int = 500
     seed: int = 1234
-    min_ops: int = 2
-    max_ops: int = 3
+    min_ops: int = 3
+    max_ops: int = 4
+    max_value: int = 999  # bound on every running value: 999 the default world, 99 the easy variant
     grader: str = "exact_number"
 
 

@@ -59,6 +59,9 @@ def _check_values(cfg: DictConfig, step_tokens: int) -> None:
         _check(int(data.min_ops) >= 1, "dataset.min_ops", data.min_ops, "an integer >= 1")
         _check(int(data.max_ops) >= int(data.min_ops), "dataset.max_ops", data.max_ops,
                f"an integer >= dataset.min_ops={data.min_ops}")
+    if "max_value" in data:
+        _check(int(data.max_value) >= 9, "dataset.max_value", data.max_value,
+               "an integer >= 9 (99: the easy variant, 999: the default world)")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
