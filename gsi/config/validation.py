@@ -117,6 +117,7 @@ def validate(cfg: DictConfig) -> RunSettings:
     _check(0 <= int(cfg.seed) < 2**63, "seed", cfg.seed, "an integer in [0, 2**63) (numpy's and torch's RNGs)")
     _check_values(cfg, int(cfg.max_step_tokens))
     _check(cfg.limit is None or int(cfg.limit) >= 0, "limit", cfg.limit, "null (all) or an integer >= 0")
+    _check(cfg.patience is None or int(cfg.patience) >= 1, "patience", cfg.patience, "null (off) or an integer >= 1")
     _check(int(cfg.shard.count) >= 1, "shard.count", cfg.shard.count, "an integer >= 1")
     _check(
         0 <= int(cfg.shard.index) < int(cfg.shard.count),
@@ -154,4 +155,5 @@ def validate(cfg: DictConfig) -> RunSettings:
         max_steps=int(cfg.max_steps),
         batch_size=int(cfg.batch_size),
         seed=int(cfg.seed),
+        patience=None if cfg.patience is None else int(cfg.patience),
     )
