@@ -21,7 +21,7 @@ from gsi.data import ToyArithmetic
 from gsi.errors import ConfigError
 from gsi.methods import METHODS, MethodParams, StepScores
 from gsi.pipeline import run
-from gsi.types import SamplingParams, StepSample
+from gsi.types import SamplingParams
 from tests.helpers import ROOT
 
 GREEDY = SamplingParams(0.0, 1.0, 16)
