@@ -258,6 +258,7 @@ class Config:
     threshold_on: str = "tilted"  # gsi's score: tilted | beta_tilted | reward (gsi.methods.rules)
     tie_rule: str = "ge"  # ge | gt | reference (gsi: >, rsd: >=)
     stop_below: Optional[float] = None  # reward floor: stop when every candidate is below it
+    patience: Optional[int] = None  # RSD repo's batch cut-off: end the batch after this many idle steps
     n_small: int = 4
     n_big: int = 4
     temperature: float = 0.7
