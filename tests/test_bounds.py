@@ -96,7 +96,7 @@ def test_the_committed_study_satisfies_the_bound():
         assert np.mean([float(r["bound"]) <= 10 * float(r["tv"]) for r in pts]) >= 0.5
 
 
-# ---------------------------------------------------------------- the finite-n rate (section 6)
+# ---------------------------------------------------------------- the finite-n rate (section 5)
 def test_n_times_tv_of_sir_tends_to_its_rate_constant():
     """n * TV(gsi_no_reject, target) -> sum_y p (w - 1 - chi2)_+ : the first-order term."""
     laws = random_world(seed=1, gap=0.6, num_steps=3).laws((), SP)

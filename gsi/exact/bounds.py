@@ -39,7 +39,7 @@ def sir_bound(p: np.ndarray, q: np.ndarray, n: int) -> float:
 
 def sir_rate(p: np.ndarray, q: np.ndarray) -> float:
     """c with n * TV(SIR_n, p) -> c as n -> inf (q covering p): SIR_n(y) = p(y) (1 + (1 + chi2 - w(y)) / n)
-    + O(1/n^2), so c = sum_y p(y) (w(y) - 1 - chi2(p || q))_+ (docs/BOUNDS.md, section 6)."""
+    + O(1/n^2), so c = sum_y p(y) (w(y) - 1 - chi2(p || q))_+ (docs/BOUNDS.md, section 5)."""
     p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
     p, q = p / p.sum(), q / q.sum()
     c2 = chi2(p, q)
