@@ -15,6 +15,10 @@ the pi_S-pi_B distance on enumerable worlds (:mod:`gsi.exact`) and writes
 - ``DIR/tv_vs_n.png``, ``DIR/tv_vs_distance.png``, ``DIR/acceptance_vs_threshold.png``,
   ``DIR/cost_vs_tv.png``, ``DIR/bound_vs_tv.png``.
 
+``--rate`` adds the sweeps ``loop_check`` (the structured instances decoded through the loop
+at n = 256, next to their exact laws) and ``rate`` (misses_best's exact TV at n = 400, 401 for
+``gsi_consistent`` and ``gsi_no_reject``, where it crosses 0.02).
+
 n is both n_S and n_B. Per-step laws are exact (multinomial enumeration through the
 methods' own code) where the number of count vectors allows, otherwise measured by
 running the decoding loop on many replicas.
@@ -23,6 +27,7 @@ running the decoding loop on many replicas.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import time
@@ -103,10 +108,10 @@ FULL = Plan(
     tree_depth=2,
     tree_ns=(1, 4, 16, 64, 256),
     main_steps=3,
-    structured_exact_max_n=256,
-    loop_check_n=256,
-    rate_ns=(400, 401),
 )
+# misses_best's exact TV at the n where it reaches 0.02 (docs/BOUNDS.md section 5): minutes
+# per record, so only with --rate (and the structured instances exact up to n = 256).
+RATE = dict(structured_exact_max_n=256, loop_check_n=256, rate_ns=(400, 401))
 QUICK = Plan(
     betas=(5.0,),
     ns=(1, 2, 4, 8, 16, 32, 256),
@@ -277,9 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="reduced sweep (still up to n = 256), ~1-3 min")
     parser.add_argument("--out", type=Path, default=Path("outputs/exactness"), help="output directory")
+    parser.add_argument(
+        "--rate", action="store_true",
+        help="also: structured instances exact up to n = 256, a loop check there, misses_best at n = 400, 401 "
+        "(minutes per record at n = 400: about 15 min more on a quiet core)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     plan = QUICK if args.quick else FULL
+    if args.rate:
+        plan = dataclasses.replace(plan, **RATE)
     start = time.perf_counter()
     records = []
     for record in sweep(plan):

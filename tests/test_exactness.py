@@ -282,8 +282,20 @@ def test_sweep_writes_records_table_and_figures(tmp_path):
         thresholds=(0.0, 0.5),
         tree_depth=2,
         tree_ns=(1, 4),
+        structured_exact_max_n=8,
+        loop_check_n=64,
+        rate_ns=(3,),
     )
     records = list(sweep(tiny))
+    loop = [r for r in records if r["sweep"] == "loop_check"]
+    assert {(r["method"], r["n"], r["estimator"]) for r in loop} == {
+        ("gsi", 64, "monte_carlo"), ("gsi_consistent", 64, "monte_carlo")
+    }
+    assert len(loop) == 4  # two structured instances
+    rate = [r for r in records if r["sweep"] == "rate"]
+    assert {(r["method"], r["n"], r["estimator"]) for r in rate} == {
+        ("gsi_consistent", 3, "exact"), ("gsi_no_reject", 3, "exact")
+    }
     write_outputs(records, tmp_path)
     data = json.loads((tmp_path / "exactness.json").read_text())
     assert len(data) == len(records) and all(sorted(r) == sorted(RECORD_KEYS) for r in data)
