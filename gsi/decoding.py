@@ -4,8 +4,8 @@ Each step makes at most one batched call of each kind for all active problems:
 proposer sampling, reward of the candidates, big-model scoring of the candidates (only
 where the method needs it), and for the rejected problems big-model sampling plus its
 reward (and, for ``gsi_consistent``'s fallback, the small model's scores of those
-samples, whose tokens count in the problem's ``tokens_small``: the small model's work). Problems leave the batch when they finish and waiting problems take their
-places. All randomness of a problem comes from streams keyed by (seed, problem id,
+samples, whose tokens count in the problem's ``tokens_small``: the small model's work).
+Problems leave the batch when they finish and waiting problems take their places. All randomness of a problem comes from streams keyed by (seed, problem id,
 step, purpose), so a problem's result does not depend on its batch or shard.
 
 The one exception is ``patience`` (off by default), the RSD repo's batch-level cut-off
