@@ -15,6 +15,10 @@ the pi_S-pi_B distance on enumerable worlds (:mod:`gsi.exact`) and writes
 - ``DIR/tv_vs_n.png``, ``DIR/tv_vs_distance.png``, ``DIR/acceptance_vs_threshold.png``,
   ``DIR/cost_vs_tv.png``, ``DIR/bound_vs_tv.png``.
 
+``--rate`` adds the sweeps ``loop_check`` (the structured instances decoded through the loop
+at n = 256, next to their exact laws) and ``rate`` (misses_best's exact TV at n = 400, 401 for
+``gsi_consistent`` and ``gsi_no_reject``, where it crosses 0.02).
+
 n is both n_S and n_B. Per-step laws are exact (multinomial enumeration through the
 methods' own code) where the number of count vectors allows, otherwise measured by
 running the decoding loop on many replicas.
@@ -23,6 +27,7 @@ running the decoding loop on many replicas.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import time
@@ -85,6 +90,9 @@ class Plan:
     tree_depth: int
     tree_ns: tuple[int, ...]
     main_steps: int = 4  # K of the random instances (K = 3: exact at every n)
+    structured_exact_max_n: int | None = None  # exact up to this n on the structured instances
+    loop_check_n: int | None = None  # also decode the structured instances at this n (Monte Carlo)
+    rate_ns: tuple[int, ...] = ()  # misses_best: exact laws of the SIR methods at these n too
 
 
 FULL = Plan(
@@ -101,6 +109,9 @@ FULL = Plan(
     tree_ns=(1, 4, 16, 64, 256),
     main_steps=3,
 )
+# misses_best's exact TV at the n where it reaches 0.02 (docs/BOUNDS.md section 5): minutes
+# per record, so only with --rate (and the structured instances exact up to n = 256).
+RATE = dict(structured_exact_max_n=256, loop_check_n=256, rate_ns=(400, 401))
 QUICK = Plan(
     betas=(5.0,),
     ns=(1, 2, 4, 8, 16, 32, 256),
@@ -181,30 +192,49 @@ def _finite(x: float) -> float | None:
 
 
 # ---------------------------------------------------------------- the sweeps
-def _ns(world: World, plan: Plan, ns: tuple[int, ...]) -> Iterator[tuple[int, bool]]:
+def _ns(world: World, ns: tuple[int, ...], exact_max_n: int) -> list[tuple[int, bool]]:
+    """(n, Monte Carlo?) per n: exact where K <= 3 or n <= exact_max_n, and where the
+    exact law's count vectors (:func:`dist.num_likely_count_vectors`) are few enough."""
+    laws = world.laws((), SAMPLING)
+    out = []
     for n in ns:
-        k = world.num_steps
-        exact = (k <= 3 or n <= plan.exact_max_n) and math.comb(n + k - 1, k - 1) <= dist.MAX_COUNT_VECTORS
-        yield n, not exact
+        exact = world.num_steps <= 3 or n <= exact_max_n
+        exact = exact and all(dist.num_likely_count_vectors(n, q) <= dist.MAX_COUNT_VECTORS
+                              for q in (laws.small, laws.big))
+        out.append((n, not exact))
+    return out
 
 
 def sweep(plan: Plan) -> Iterator[dict[str, Any]]:
     """Every record of the sweep, in a stable order."""
     main = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP, num_steps=plan.main_steps)
+    main_ns = _ns(main, plan.ns, plan.exact_max_n)
     for beta in plan.betas:  # TV vs n on a random instance, exact then Monte Carlo
         for method in TILTED:
-            for n, mc in _ns(main, plan, plan.ns):
+            for n, mc in main_ns:
                 yield {
                     "sweep": "n",
                     **measure(main, method, n, beta, THRESHOLD, monte_carlo=mc, replicas=plan.replicas),
                 }
+    structured_max_n = plan.exact_max_n if plan.structured_exact_max_n is None else plan.structured_exact_max_n
     for world in (worlds.misses_best(), worlds.overconfident()):  # structured instances
+        ns = _ns(world, plan.structured_ns, structured_max_n)
         for method in TILTED:
-            for n, mc in _ns(world, plan, plan.structured_ns):
+            for n, mc in ns:
                 yield {
                     "sweep": "n",
                     **measure(world, method, n, 5.0, THRESHOLD, monte_carlo=mc, replicas=plan.replicas),
                 }
+        if plan.loop_check_n is not None:  # the same law through the decoding loop
+            for method in ("gsi", "gsi_consistent"):
+                record = measure(world, method, plan.loop_check_n, 5.0, THRESHOLD, monte_carlo=True,
+                                 replicas=plan.replicas)
+                yield {"sweep": "loop_check", **record}
+    slow = worlds.misses_best()  # where the importance weights are heavy: how n reaches the target
+    for n, mc in _ns(slow, plan.rate_ns, max(plan.rate_ns, default=0)):
+        for method in ("gsi_consistent", "gsi_no_reject"):
+            yield {"sweep": "rate", **measure(slow, method, n, 5.0, THRESHOLD, monte_carlo=mc,
+                                               replicas=plan.replicas)}
     tree = worlds.random_world(seed=MAIN_SEED, gap=MAIN_GAP, num_steps=3, depth=plan.tree_depth)
     for method in TILTED:  # whole solutions
         for n in plan.tree_ns:
@@ -252,9 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="reduced sweep (still up to n = 256), ~1-3 min")
     parser.add_argument("--out", type=Path, default=Path("outputs/exactness"), help="output directory")
+    parser.add_argument(
+        "--rate", action="store_true",
+        help="also: structured instances exact up to n = 256, a loop check there, misses_best at n = 400, 401 "
+        "(minutes per record at n = 400: about 15 min more on a quiet core)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     plan = QUICK if args.quick else FULL
+    if args.rate:
+        plan = dataclasses.replace(plan, **RATE)
     start = time.perf_counter()
     records = []
     for record in sweep(plan):

@@ -4,8 +4,8 @@ Each step makes at most one batched call of each kind for all active problems:
 proposer sampling, reward of the candidates, big-model scoring of the candidates (only
 where the method needs it), and for the rejected problems big-model sampling plus its
 reward (and, for ``gsi_consistent``'s fallback, the small model's scores of those
-samples). Problems leave the batch when they finish and waiting problems take their
-places. All randomness of a problem comes from streams keyed by (seed, problem id,
+samples, whose tokens count in the problem's ``tokens_small``: the small model's work).
+Problems leave the batch when they finish and waiting problems take their places. All randomness of a problem comes from streams keyed by (seed, problem id,
 step, purpose), so a problem's result does not depend on its batch or shard.
 
 The one exception is ``patience`` (off by default), the RSD repo's batch-level cut-off
@@ -251,8 +251,9 @@ class Decoder:
             tokens = {"small": 0, "big": 0}
             tokens[method.proposer] += sum(c.num_tokens for c in group)
             if k in fallback:
-                fb_group, fb_choice, fb_rewards = fallback[k]
+                fb_group, fb_choice, fb_rewards, scored_small = fallback[k]
                 tokens["big"] += sum(c.num_tokens for c in fb_group)
+                tokens["small"] += scored_small  # gsi_consistent: pi_S read these candidates
                 outcomes.append(self._outcome(fb_group, fb_choice, fb_rewards, "big", False, choice.score, tokens))
             else:
                 outcomes.append(self._outcome(group, choice, r, method.proposer, True, choice.score, tokens))
@@ -263,7 +264,8 @@ class Decoder:
     def _fallback(self, batch: list[_State], choices: list[Choice]) -> dict[int, tuple]:
         """The method's fallback (soft_bon(pi_B, n_B), or gsi_consistent's restricted one,
         which also needs pi_S's scores of the big candidates) for the rejected problems
-        that did not stop at the reward floor."""
+        that did not stop at the reward floor: per problem (candidates, choice, rewards,
+        tokens the small model scored — each distinct candidate once, as it is scored)."""
         rejected = [k for k, c in enumerate(choices) if not c.accepted and not c.stop]
         if not rejected:
             return {}
@@ -272,11 +274,12 @@ class Decoder:
         rewards = self._rewards(sub, [[c.text for c in g] for g in samples])
         fb = self.s.method.fallback
         small: list = self._score_big(sub, samples, "small") if fb.needs_small_logprobs else [None] * len(sub)
+        scored = [sum(c.num_tokens for c in u) for u in _dedup(samples)[0]] if fb.needs_small_logprobs else None
         out = {}
-        for k, st, group, r, ls in zip(rejected, sub, samples, rewards, small):
+        for i, (k, st, group, r, ls) in enumerate(zip(rejected, sub, samples, rewards, small)):
             scores = StepScores(r, np.array([c.logprob for c in group]), None, ls)
             choice = fb.choose(scores, self.s.params, self._rng(st, FALLBACK_CHOOSE))
-            out[k] = (group, choice, r)
+            out[k] = (group, choice, r, scored[i] if scored is not None else 0)
         return out
 
     @staticmethod

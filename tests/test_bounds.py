@@ -94,3 +94,48 @@ def test_the_committed_study_satisfies_the_bound():
     for name in ("gsi_no_reject", "gsi_consistent"):
         pts = [r for r in rows if r["method"] == name and int(r["n"]) >= 16]
         assert np.mean([float(r["bound"]) <= 10 * float(r["tv"]) for r in pts]) >= 0.5
+
+
+# ---------------------------------------------------------------- the finite-n rate (section 5)
+def test_n_times_tv_of_sir_tends_to_its_rate_constant():
+    """n * TV(gsi_no_reject, target) -> sum_y p (w - 1 - chi2)_+ : the first-order term."""
+    laws = random_world(seed=1, gap=0.6, num_steps=3).laws((), SP)
+    params, target = MethodParams(5.0, 0.5), dist.target_step(laws, 5.0)
+    c = bounds.sir_rate(target[:-1], laws.small)
+    errors = []
+    for n in (32, 64, 128, 256):
+        tv = dist.tv(dist.method_step(METHODS["gsi_no_reject"], laws, params, n, n).probs, target)
+        errors.append(abs(n * tv - c))
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.05 * c and errors[-1] * 256 < 2 * errors[-2] * 128  # O(1/n) remainder
+    assert bounds.sir_rate(target[:-1], target[:-1]) == 0.0
+
+
+def test_gsi_consistent_keeps_the_proposal_stage_deficit_on_accepted_steps():
+    """TV(gsi_consistent) >= sum over accepted steps of (p - SIR_n)_+ minus the chance that no
+    big candidate is refillable: the refill cannot repair the proposal's importance-sampling
+    bias (misses_best: the best step, which GSI accepts, is short of mass)."""
+    laws = misses_best().laws((), SP)
+    params, target = MethodParams(5.0, 0.5), dist.target_step(laws, 5.0)
+    low = bounds.rejected_set(laws, params)
+    assert not low[0]  # the best step is accepted when proposed
+    for n in (8, 16, 32):
+        sir = dist.method_step(METHODS["gsi_no_reject"], laws, params, n, n).probs
+        law = dist.method_step(METHODS["gsi_consistent"], laws, params, n, n).probs
+        deficit = float(np.maximum(target[:-1] - sir[:-1], 0.0)[~low].sum())
+        none_refillable = (1.0 - float(laws.big[low].sum())) ** n
+        assert dist.tv(law, target) >= deficit - none_refillable - 1e-12
+        assert deficit > 0.3
+
+
+@pytest.mark.slow
+def test_misses_best_reaches_the_target_at_n_401():
+    """Exact laws: gsi_no_reject's TV crosses 0.02 between n = 400 and 401, at n * TV
+    within 15 % of the rate constant (gsi_consistent's equals it, docs/BOUNDS.md section 5)."""
+    laws = misses_best().laws((), SP)
+    params, target = MethodParams(5.0, 0.5), dist.target_step(laws, 5.0)
+    c = bounds.sir_rate(target[:-1], laws.small)
+    tv = {n: dist.tv(dist.method_step(METHODS["gsi_no_reject"], laws, params, n, n).probs, target)
+          for n in (400, 401)}
+    assert tv[400] > 0.02 >= tv[401]
+    assert abs(401 * tv[401] - c) < 0.15 * c

@@ -68,6 +68,23 @@ def test_count_vector_enumeration_equals_enumerating_every_tuple():
         np.testing.assert_allclose(dist.method_step(method, laws, params, n, n).probs, brute, atol=1e-12)
 
 
+def test_likely_count_vectors_are_the_non_negligible_ones_in_order():
+    """Pruning partial count vectors drops nothing the per-vector test keeps."""
+    q = np.array([0.02, 0.5, 0.3, 0.18])
+    for n in (1, 7, 60):
+        log_fact = np.array([math.lgamma(i + 1) for i in range(n + 1)])
+        full = []
+        for c in dist.count_vectors(n, 4):
+            lw = log_fact[n] - log_fact[c].sum() + float(c @ np.log(q))
+            if lw >= dist.NEGLIGIBLE_LOG_WEIGHT:
+                full.append((tuple(c), lw))
+        got = [(tuple(c), lw) for c, lw in dist.likely_count_vectors(n, np.log(q))]
+        assert [c for c, _ in got] == [c for c, _ in full]
+        np.testing.assert_allclose([lw for _, lw in got], [lw for _, lw in full], rtol=0, atol=1e-9)
+        assert 1.0 - sum(math.exp(lw) for _, lw in got) < 1e-9
+    assert dist.num_likely_count_vectors(256, q) < math.comb(259, 3) // 10
+
+
 def test_target_is_pi_b_tilted_by_exp_beta_r():
     laws = GAPPED.laws((), SP)
     expected = laws.big * np.exp(5.0 * laws.rewards)
@@ -265,8 +282,20 @@ def test_sweep_writes_records_table_and_figures(tmp_path):
         thresholds=(0.0, 0.5),
         tree_depth=2,
         tree_ns=(1, 4),
+        structured_exact_max_n=8,
+        loop_check_n=64,
+        rate_ns=(3,),
     )
     records = list(sweep(tiny))
+    loop = [r for r in records if r["sweep"] == "loop_check"]
+    assert {(r["method"], r["n"], r["estimator"]) for r in loop} == {
+        ("gsi", 64, "monte_carlo"), ("gsi_consistent", 64, "monte_carlo")
+    }
+    assert len(loop) == 4  # two structured instances
+    rate = [r for r in records if r["sweep"] == "rate"]
+    assert {(r["method"], r["n"], r["estimator"]) for r in rate} == {
+        ("gsi_consistent", 3, "exact"), ("gsi_no_reject", 3, "exact")
+    }
     write_outputs(records, tmp_path)
     data = json.loads((tmp_path / "exactness.json").read_text())
     assert len(data) == len(records) and all(sorted(r) == sorted(RECORD_KEYS) for r in data)

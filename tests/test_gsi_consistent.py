@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gsi.exact import distributions as dist
+from gsi.backends.table import TableLM
 from gsi.exact.world import random_world
 from gsi.methods import FALLBACK, MethodParams, StepScores, get_method
 from gsi.types import SamplingParams
@@ -149,13 +150,89 @@ def test_no_rejection_no_extra_call_and_same_results_as_gsi(compose):
     assert strip_timing(res) == strip_timing(decode(compose, "gsi", threshold="-inf")[0])
 
 
-def test_accepted_steps_match_gsi_and_tokens_count_generation(compose):
-    """Same proposals and accept decisions as gsi (same streams); only refills differ."""
-    mine, _, _, _ = decode(compose, "gsi_consistent", n_small=3, n_big=2, max_steps=1)
-    theirs, _, _, _ = decode(compose, "gsi", n_small=3, n_big=2, max_steps=1)
-    for a, b in zip(sorted(mine, key=lambda r: r.problem_id), sorted(theirs, key=lambda r: r.problem_id)):
-        assert a.accepted_steps == b.accepted_steps
-        assert a.tokens_small == b.tokens_small and a.tokens_big == b.tokens_big  # generated tokens
+class Logged:
+    """A model that records the steps it samples and the steps it is asked to score
+    (per prefix), and does both itself."""
+
+    def __init__(self, model):
+        self.model, self.sampled, self.scored = model, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def sample(self, prompts, n, seeds, params):
+        out = self.model.sample(prompts, n, seeds, params)
+        self.sampled += list(zip(prompts, out))
+        return out
+
+    def score(self, prompts, steps, params):
+        self.scored += list(zip(prompts, steps))
+        return self.model.score(prompts, steps, params)
+
+
+def tokens_by_problem(pairs, problems, count) -> dict[str, int]:
+    """Tokens of the logged steps, per problem (the problem whose prompt starts the prefix)."""
+    out = {p.id: 0 for p in problems}
+    for prefix, steps in pairs:
+        owner = max((p for p in problems if prefix.startswith(p.prompt)), key=lambda p: len(p.prompt))
+        out[owner.id] += sum(count(s) for s in steps)
+    return out
+
+
+def decode_logged(compose, method, small, big, reward, problems, *overrides):
+    from gsi.config import validate
+    from gsi.decoding import Decoder
+    from gsi.grading import get_grader
+
+    cfg = compose(f"method={method}", *overrides)
+    small, big = Logged(small), Logged(big)
+    results: list = []
+    Decoder(validate(cfg), small, big, reward, get_grader(cfg.dataset.grader)).run(problems, results.append)
+    return sorted(results, key=lambda r: r.problem_id), small, big
+
+
+def check_token_counts(results, small, big, problems, count) -> None:
+    """tokens_small = pi_S's generated tokens + the tokens of the big candidates it scored;
+    tokens_big = pi_B's generated tokens; pi_S scores only on rejected steps."""
+    generated = tokens_by_problem(small.sampled, problems, lambda s: s.num_tokens)
+    scored = tokens_by_problem(small.scored, problems, count)
+    big_generated = tokens_by_problem(big.sampled, problems, lambda s: s.num_tokens)
+    assert sum(scored.values()) > 0
+    for r in results:
+        assert r.tokens_small == generated[r.problem_id] + scored[r.problem_id], r.problem_id
+        assert r.tokens_big == big_generated[r.problem_id]
+        if r.accepted_steps == r.steps:
+            assert scored[r.problem_id] == 0
+
+
+def test_accepted_steps_match_gsi_and_tokens_small_count_what_pi_s_scored(compose):
+    from gsi.toy.verifier import ToyVerifier
+    from tests.helpers import toy_table
+    from tests.test_decoding import PROBLEMS
+
+    small, big = TableLM(toy_table(0.6), "small"), TableLM(toy_table(0.95), "big")
+    one_step = ("n_small=3", "n_big=2", "max_steps=1")  # same proposals and decisions (same streams)
+    mine, s_log, _ = decode_logged(compose, "gsi_consistent", small, big, ToyVerifier(), PROBLEMS, *one_step)
+    theirs, _, _ = decode_logged(compose, "gsi", small, big, ToyVerifier(), PROBLEMS, *one_step)
+    assert [a.accepted_steps for a in mine] == [b.accepted_steps for b in theirs]
+    assert [a.tokens_big for a in mine] == [b.tokens_big for b in theirs]
+    results, s_log, b_log = decode_logged(
+        compose, "gsi_consistent", small, big, ToyVerifier(), PROBLEMS, "n_small=2", "threshold=1.0"
+    )
+    check_token_counts(results, s_log, b_log, PROBLEMS, lambda s: s.num_tokens)
+
+
+def test_tokens_small_count_the_big_candidates_the_real_small_model_scored(compose):
+    """On the toy models (HF backend), each scored candidate counted with pi_S's own
+    encoding of it (text, then EOS if the big model ended there)."""
+    from gsi.pipeline import build_components, load_problems
+
+    run = ("limit=4", "threshold=1.0", "n_small=2", "n_big=2", "max_steps=2", "max_step_tokens=12")
+    cfg = compose("method=gsi_consistent", *run)
+    problems = load_problems(cfg)
+    models = build_components(cfg, True, True)
+    results, s_log, b_log = decode_logged(compose, "gsi_consistent", *models, problems, *run)
+    check_token_counts(results, s_log, b_log, problems, lambda s: len(models[0]._encode_step(s)))
 
 
 def test_fallback_probabilities_are_valid_on_random_inputs():

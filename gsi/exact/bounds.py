@@ -37,6 +37,18 @@ def sir_bound(p: np.ndarray, q: np.ndarray, n: int) -> float:
     return min(1.0, float(p[~cov].sum() + np.sum(p[cov] * np.maximum(w - 1.0, 0.0) / (w + n - 1.0))))
 
 
+def sir_rate(p: np.ndarray, q: np.ndarray) -> float:
+    """c with n * TV(SIR_n, p) -> c as n -> inf (q covering p): SIR_n(y) = p(y) (1 + (1 + chi2 - w(y)) / n)
+    + O(1/n^2), so c = sum_y p(y) (w(y) - 1 - chi2(p || q))_+ (docs/BOUNDS.md, section 5)."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    p, q = p / p.sum(), q / q.sum()
+    c2 = chi2(p, q)
+    if not np.isfinite(c2):
+        return math.inf
+    on = p > 0
+    return float(np.sum(p[on] * np.maximum(p[on] / q[on] - 1.0 - c2, 0.0)))
+
+
 def chi2(p: np.ndarray, q: np.ndarray) -> float:
     """chi2(p || q) = sum p^2 / q - 1 (inf if q misses some of p)."""
     on = p > 0

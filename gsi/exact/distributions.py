@@ -1,7 +1,9 @@
 """Exact step and whole-solution distributions of every method on an enumerable world.
 
 The n candidates of a step are exchangeable, so a method's step distribution is a sum
-over the multinomial counts of the K steps (C(n+K-1, K-1) terms instead of K^n tuples).
+over the multinomial counts of the K steps (C(n+K-1, K-1) terms instead of K^n tuples),
+of which only the non-negligible ones are visited (:func:`likely_count_vectors`), so a
+one-step law with K = 4 stays exact up to n in the hundreds.
 For each count vector the candidates are laid out as the loop would hand them over and
 the method's own :attr:`Method.probabilities` and :attr:`Method.accept_score` decide, as
 :meth:`Method.choose` does; a rejected step is replaced by the exact law of
@@ -30,9 +32,10 @@ from gsi.methods import Method, MethodParams, StepScores, rules
 from gsi.methods.selection import argmax_probabilities, softmax_from_logits
 from gsi.types import SamplingParams
 
-MAX_COUNT_VECTORS = 60_000
-# Count vectors less likely than this are skipped: at most MAX_COUNT_VECTORS * 1e-15
-# of mass, far below anything reported.
+MAX_COUNT_VECTORS = 1_000_000  # non-negligible count vectors one exact step law may visit
+# Count vectors less likely than this are skipped, and so is every partial count vector
+# (c_1..c_i) this unlikely, since each of its completions is less likely still: the
+# skipped mass is reported by :func:`likely_count_vectors` (far below 1e-6 in the study).
 NEGLIGIBLE_LOG_WEIGHT = math.log(1e-15)
 
 
@@ -118,29 +121,105 @@ def count_vectors(n: int, k: int) -> Iterator[np.ndarray]:
         yield np.diff(edges) - 1
 
 
+def likely_count_vectors(n: int, log_q: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+    """The count vectors of n draws from the law exp(log_q) (all entries finite) whose
+    multinomial log-probability is at least NEGLIGIBLE_LOG_WEIGHT, with that log-probability,
+    in the order of :func:`count_vectors`.
+
+    The multinomial is a chain of binomials (c_i given c_1..c_{i-1}); a partial vector
+    whose chain probability is negligible is not extended, since its completions share
+    its mass. Raises ValueError beyond MAX_COUNT_VECTORS vectors.
+    """
+    k = len(log_q)
+    log_fact = np.array([math.lgamma(i + 1) for i in range(n + 1)])
+    # log of the tail masses q_i + ... + q_{k-1}, for the conditional binomials
+    log_tail = np.array([np.logaddexp.reduce(log_q[i:]) for i in range(k)])
+    counts = np.zeros(k, dtype=np.int64)
+    yielded = 0
+    margin = 1e-9  # the chain's rounding must not prune a vector the exact test keeps
+
+    def extend(i: int, left: int, log_chain: float) -> Iterator[tuple[np.ndarray, float]]:
+        nonlocal yielded
+        if i == k - 1:
+            counts[i] = left
+            on = counts > 0
+            log_weight = log_fact[n] - log_fact[counts].sum() + float(counts[on] @ log_q[on])
+            if log_weight >= NEGLIGIBLE_LOG_WEIGHT:
+                yielded += 1
+                if yielded > MAX_COUNT_VECTORS:
+                    raise ValueError(
+                        f"n={n} with {k} possible steps has more than {MAX_COUNT_VECTORS} likely "
+                        "count vectors; use gsi.exact.montecarlo for this n"
+                    )
+                yield counts.copy(), log_weight
+            return
+        log_p = log_q[i] - log_tail[i]
+        log_not = math.log1p(-math.exp(log_p)) if log_p < 0 else -math.inf
+        c = np.arange(left + 1)
+        with np.errstate(invalid="ignore"):
+            log_pmf = log_fact[left] - log_fact[c] - log_fact[left - c] + c * log_p
+            log_pmf = log_pmf + np.where(left - c > 0, (left - c) * log_not, 0.0)
+        for value in np.flatnonzero(log_chain + log_pmf >= NEGLIGIBLE_LOG_WEIGHT - margin):
+            counts[i] = value
+            yield from extend(i + 1, left - int(value), log_chain + float(log_pmf[value]))
+
+    yield from extend(0, n, 0.0)
+
+
+def num_likely_count_vectors(n: int, proposal: np.ndarray) -> int:
+    """How many count vectors an exact step law with n draws from ``proposal`` visits
+    (at most MAX_COUNT_VECTORS + 1), without evaluating any method."""
+    with np.errstate(divide="ignore"):
+        log_q = np.log(proposal[proposal > 0])
+    total = 0
+    try:
+        for _ in likely_count_vectors(n, log_q):
+            total += 1
+    except ValueError:
+        return MAX_COUNT_VECTORS + 1
+    return total
+
+
+_LARGE: dict[tuple, StepDistribution] = {}  # laws with many count vectors, computed once
+_LARGE_N, _LARGE_KEEP = 64, 64
+
+
 def method_step(
     method: Method, laws: Laws, params: MethodParams, n_small: int, n_big: int
 ) -> StepDistribution:
-    """The exact law of the step the loop takes with ``method`` at a node with ``laws``."""
+    """The exact law of the step the loop takes with ``method`` at a node with ``laws``.
+
+    Laws with n >= 64 candidates are kept (the last 64), since a sweep asks for the same
+    fallback law under several methods.
+    """
+    n = method.num_candidates(n_small, n_big)
+    if max(n, n_big) < _LARGE_N:
+        return _method_step(method, laws, params, n_small, n_big)
+    try:
+        key = (method, laws.small.tobytes(), laws.big.tobytes(), laws.rewards.tobytes(), params, n_small, n_big)
+        hash(key)
+    except TypeError:  # a method with unhashable parts (e.g. a test's recording one)
+        return _method_step(method, laws, params, n_small, n_big)
+    if key not in _LARGE:
+        while len(_LARGE) >= _LARGE_KEEP:
+            _LARGE.pop(next(iter(_LARGE)))
+        law = _method_step(method, laws, params, n_small, n_big)
+        law.probs.setflags(write=False)
+        _LARGE[key] = law
+    return _LARGE[key]
+
+
+def _method_step(
+    method: Method, laws: Laws, params: MethodParams, n_small: int, n_big: int
+) -> StepDistribution:
     n = method.num_candidates(n_small, n_big)
     proposal = laws.small if method.proposer == "small" else laws.big
     support = np.flatnonzero(proposal > 0)
-    k = len(support)
-    if math.comb(n + k - 1, k - 1) > MAX_COUNT_VECTORS:
-        raise ValueError(
-            f"n={n} with {k} possible steps has {math.comb(n + k - 1, k - 1)} count vectors "
-            f"(> {MAX_COUNT_VECTORS}); use gsi.exact.montecarlo for this n"
-        )
     with np.errstate(divide="ignore"):
         log_q, log_big, log_small = np.log(proposal), np.log(laws.big), np.log(laws.small)
-    log_fact = np.array([math.lgamma(i + 1) for i in range(n + 1)])
     out = np.zeros(len(proposal) + 1)
     accepted = rejected = 0.0
-    for counts in count_vectors(n, k):
-        on = counts > 0
-        log_weight = log_fact[n] - log_fact[counts].sum() + float(counts[on] @ log_q[support[on]])
-        if log_weight < NEGLIGIBLE_LOG_WEIGHT:
-            continue
+    for counts, log_weight in likely_count_vectors(n, log_q[support]):
         weight = math.exp(log_weight)
         idx = np.repeat(support, counts)
         scores = StepScores(

@@ -145,7 +145,7 @@ def restricted_probabilities(scores: StepScores, params: MethodParams) -> np.nda
         s = tilted_scores(rewards, delta, params.beta)
     # the complement of what acceptance would have taken, under the same score and tie rule
     u, tie = params.threshold, params.tie_rule
-    rejected = np.array([not rules.accepts("gsi_consistent", float(v), u, tie) for v in s])
+    rejected = ~rules.accepts_each("gsi_consistent", s, u, tie)
     valid = rewards > -np.inf
     eligible = (rejected | (log_small == -np.inf)) & valid
     if not eligible.any():

@@ -26,8 +26,14 @@ _STRICT_IN_REFERENCE = frozenset({"gsi", "gsi_consistent"})
 
 def accepts(method: str, score: float, threshold: float, tie_rule: str) -> bool:
     """Whether ``score`` passes ``threshold`` under ``tie_rule`` for ``method``."""
+    return bool(accepts_each(method, np.asarray(score), threshold, tie_rule))
+
+
+def accepts_each(method: str, scores: np.ndarray, threshold: float, tie_rule: str) -> np.ndarray:
+    """:func:`accepts` for every entry of ``scores`` (NaN never passes)."""
     strict = tie_rule == "gt" or (tie_rule == "reference" and method in _STRICT_IN_REFERENCE)
-    return bool(score > threshold) if strict else bool(score >= threshold)
+    with np.errstate(invalid="ignore"):
+        return scores > threshold if strict else scores >= threshold
 
 
 def below_floor(rewards: np.ndarray | None, floor: float | None) -> bool:
