@@ -9,9 +9,9 @@ from typing import Sequence
 import numpy as np
 
 from gsi.toy.prm_data import wrong_steps
-from gsi.toy.task import EASY_MAX_VALUE, generate_problems
+from gsi.toy.task import EASY, generate_problems
 
-WORLDS = {"default": {}, "easy": {"min_ops": 2, "max_ops": 3, "max_value": EASY_MAX_VALUE}}
+WORLDS = {"default": {}, "easy": EASY}
 
 
 def auc(positive: Sequence[float], negative: Sequence[float]) -> float:

@@ -40,6 +40,7 @@ OPS = ("+", "-", "*")
 MAX_VALUE = 999  # the default world's bound on running values
 EASY_MAX_VALUE = 99  # the easy variant: one-digit operands, values below 100
 DEFAULT_MIN_OPS, DEFAULT_MAX_OPS = 3, 4
+EASY = {"min_ops": 2, "max_ops": 3, "max_value": EASY_MAX_VALUE}  # the easy variant's knobs
 PROMPT_TEMPLATE = "Compute {expr} from left to right.\n\n"
 
 _EXPR_RE = re.compile(r"Compute ([0-9+\-*]+) from left to right\.")
@@ -167,7 +168,7 @@ def generate_problems(
 def easy_training_problem(rng: np.random.Generator) -> ToyProblem:
     """One training problem of the easy variant (2-3 operations, values below 100)."""
     while True:
-        p = sample_problem(rng, 2, 3, EASY_MAX_VALUE)
+        p = sample_problem(rng, **EASY)
         if not is_heldout(p):
             return p
 

@@ -55,7 +55,6 @@ class PRMSpec:
     warmup: int = 40
     sampled_problems: int = 512  # training problems each toy LM solves, for its wrong steps
     stop_at: int = 0  # end early at this step of the ``steps`` schedule (0 = run it all)
-    freeze_lm: bool = False  # train only the layers above the copied LM and the head
 
 
 # ------------------------------------------------------------------ training
@@ -145,7 +144,7 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
           lm_dir: Path = ASSETS, spec: PRMSpec | None = None, snapshots: tuple[int, ...] = ()) -> dict:
     """Train the PRM and save it, with its tokenizer, under ``out / "prm"``."""
     import torch
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from gsi.toy.prm_tokenizer import build_prm_tokenizer
 
@@ -178,10 +177,6 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
     if spec.init_from:
         copy_lm_backbone(model, tok, Path(lm_dir) / spec.init_from)
     lm_loss = warm_up_backbone(model, spec, tok, rng, draw)
-    if spec.freeze_lm and spec.init_from:
-        copied = AutoConfig.from_pretrained(Path(lm_dir) / spec.init_from).num_hidden_layers
-        for module in (model.model.embed_tokens, *model.model.layers[:copied]):
-            module.requires_grad_(False)
     opt, sched = optimizer(model, spec.lr, spec.warmup, spec.steps)
     ce = torch.nn.functional.cross_entropy
 
@@ -250,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         key, _, value = item.partition("=")
         if key not in types:
             parser.error(f"--set {item}: unknown field {key!r}; choose from {', '.join(types)}")
-        changes[key] = value.lower() in ("1", "true", "yes") if types[key] is bool else types[key](value)
+        changes[key] = types[key](value)
     snapshots = tuple(int(k) for k in args.snapshots.split(",") if k)
     train(args.out, args.seed, args.steps, lm_dir=args.lm_dir, spec=PRMSpec(**changes), snapshots=snapshots)
 
