@@ -85,11 +85,11 @@ def packed_rewards(prm, questions, previous, candidates) -> list[np.ndarray]:
 
 
 def _run(prm, problems: list[int], groups: dict, probs: dict) -> list:
-    """Step probabilities of every input of ``problems``, one packed row per problem, into
-    ``probs``; returns the prefixes to cache."""
+    """Step probabilities of every input of ``problems``, one packed row per problem (rows
+    of similar size together), into ``probs``; returns the prefixes to cache."""
     import torch
 
-    from gsi.engines.hf_tree import prefix_items, tree_forward
+    from gsi.engines.hf_tree import bucketed_tree_forward, prefix_items
 
     tag = prm.step_tag_id
     prefixes, conts = [], []
@@ -97,17 +97,22 @@ def _run(prm, problems: list[int], groups: dict, probs: dict) -> list:
         cut = shared_prefix(groups[i], tag)
         prefixes.append(list(groups[i][0][:cut]))
         conts.append([list(s[cut:]) for s in groups[i]])
+    store = []
     with torch.inference_mode():
-        batch = tree_forward(prm.model.model, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id, prm.device)
-        positive = torch.softmax(prm.model.score(batch.hidden).float(), dim=-1)[..., 1].double().cpu()
-    extras = []
-    for b, (i, prefix) in enumerate(zip(problems, prefixes)):
-        c = batch.cached[b]
-        cached = batch.extras[b] if c else torch.zeros(0, dtype=torch.float64)
-        on_prefix = torch.cat([cached, positive[b, : len(prefix) - c]])  # per-token, whole prefix
-        extras.append(on_prefix)
-        for j, seq in enumerate(groups[i]):
-            start = batch.starts[b][j]
-            per_token = torch.cat([on_prefix, positive[b, start : start + len(seq) - len(prefix)]]).numpy()
-            probs[(i, seq)] = per_token[np.asarray(seq) == tag]
-    return prefix_items(prefixes, batch, extras) if prm.prefix_cache.max_entries > 0 else []
+        buckets = bucketed_tree_forward(prm.model.model, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id,
+                                        prm.device)
+        for members, batch in buckets:
+            positive = torch.softmax(prm.model.score(batch.hidden).float(), dim=-1)[..., 1].double().cpu()
+            extras = []
+            for b, k in enumerate(members):
+                i, prefix, c = problems[k], prefixes[k], batch.cached[b]
+                cached = batch.extras[b] if c else torch.zeros(0, dtype=torch.float64)
+                on_prefix = torch.cat([cached, positive[b, : len(prefix) - c]])  # per-token, whole prefix
+                extras.append(on_prefix)
+                for j, seq in enumerate(groups[i]):
+                    start = batch.starts[b][j]
+                    per_token = torch.cat([on_prefix, positive[b, start : start + len(seq) - len(prefix)]]).numpy()
+                    probs[(i, seq)] = per_token[np.asarray(seq) == tag]
+            if prm.prefix_cache.max_entries > 0:
+                store += prefix_items([prefixes[k] for k in members], batch, extras)
+    return store
