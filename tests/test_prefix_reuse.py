@@ -164,7 +164,7 @@ def test_scoring_in_size_buckets_equals_unpacked_scoring(big):
     ids = big._encode_prompts(prompts, 16)
     big.prefix_cache.clear()
     with torch.inference_mode():
-        buckets = bucketed_tree_forward(big.model.base_model, list(zip(ids, conts)), None, big.pad_id, "cpu")
+        buckets = list(bucketed_tree_forward(big.model.base_model, list(zip(ids, conts)), None, big.pad_id, "cpu"))
     assert len(buckets) > 1
     for cached in (False, True):
         got = big.score(prompts, steps, params)

@@ -16,7 +16,7 @@ it needs (:func:`gather`), in chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from gsi.engines.prefix_cache import PrefixCache
 
@@ -157,14 +157,14 @@ def per_token_cost(config) -> float:
 
 
 def bucketed_tree_forward(body, groups: Groups, prefix_cache: PrefixCache | None, pad_id: int,
-                          device: str) -> list[tuple[list[int], TreeBatch]]:
+                          device: str) -> Iterator[tuple[list[int], TreeBatch]]:
     """:func:`tree_forward` of ``groups`` in :func:`size_buckets` (a row of 11 new tokens is
-    not padded to the 200 of another): ``(indices into groups, batch)`` per bucket."""
+    not padded to the 200 of another): ``(indices into groups, batch)`` per bucket, one
+    bucket at a time (every prefix is looked up before the first runs)."""
     hits = lookup_all(groups, prefix_cache)
     widths = [len(p) - c + sum(len(x) for x in conts) for (p, conts), (c, _, _) in zip(groups, hits)]
-    buckets = size_buckets(widths, [c for c, _, _ in hits], per_token_cost(body.config))
-    return [(rows, tree_forward(body, [groups[r] for r in rows], None, pad_id, device, [hits[r] for r in rows]))
-            for rows in buckets]
+    for rows in size_buckets(widths, [c for c, _, _ in hits], per_token_cost(body.config)):
+        yield rows, tree_forward(body, [groups[r] for r in rows], None, pad_id, device, [hits[r] for r in rows])
 
 
 def prefix_items(prefixes: Sequence[Sequence[int]], batch: TreeBatch, extras: Sequence[Any] | None = None) -> list:

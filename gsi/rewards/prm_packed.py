@@ -115,8 +115,8 @@ def _run(prm, problems: list[int], groups: dict, probs: dict, body, token_probs,
         conts.append([list(ids[at:]) for ids, _ in groups[i]])
     store = []
     with torch.inference_mode():
-        buckets = bucketed_tree_forward(body, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id, prm.device)
-        for members, batch in buckets:
+        for members, batch in bucketed_tree_forward(body, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id,
+                                                    prm.device):
             positive = token_probs(batch.hidden).double().cpu()
             extras = []
             for b, k in enumerate(members):
