@@ -1,5 +1,6 @@
 # make run   - run the default job (GSI on the embedded toy world) in a local venv
 # make test  - run the test suite in the same venv
+# make sweep - the README's picture: a beta x threshold sweep of gsi and its baselines, and its report
 # Both create .venv on first use. On a GPU machine, pick your torch build with
 #   make TORCH_SPEC="torch==2.13.0 --index-url <your CUDA wheel index>" run
 PYTHON ?= python3
@@ -14,7 +15,7 @@ comma := ,
 EXTRAS ?= dev,slurm,data$(if $(VLLM_EXTRA),$(comma)$(VLLM_EXTRA))
 ARGS ?=
 
-.PHONY: venv run test clean
+.PHONY: venv run test sweep clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +33,9 @@ run: venv
 
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+sweep: venv
+	PY=$(PY) bash launchers/toy_sweep.sh
 
 clean:
 	rm -rf $(VENV) outputs

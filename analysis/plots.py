@@ -83,6 +83,9 @@ def plot_panel(
     fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
     varying = [k for k in swept if k not in (panel.x, SERIES) and len({repr(e.get(k)) for e in points}) > 1]
     others = [] if panel.x_is_metric else varying
+    on_front: set[int] = set()
+    if panel.pareto:
+        on_front = {id(points[i]) for i in pareto_front([(_num(e[panel.x]), _num(e[panel.y])) for e in points])}
     series: dict[str, list[Mapping[str, Any]]] = {}
     for e in points:
         series.setdefault(_label(e, others), []).append(e)
@@ -100,10 +103,13 @@ def plot_panel(
         ]
         style = "o" if panel.x_is_metric else "o-"
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, capsize=3, label=label)
-        if panel.x_is_metric:  # points are configurations: name them
+        if panel.x_is_metric:  # points are configurations: name them by what varies within
+            # their method (on a Pareto panel only the points on the front, to stay readable)
+            own = [k for k in varying if len({repr(e.get(k)) for e in group}) > 1]
             for e, x, y in zip(group, xs, ys):
-                text = " ".join(f"{k.split('.')[-1]}={e.get(k)}" for k in varying)
-                ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
+                text = " ".join(f"{k.split('.')[-1]}={e.get(k)}" for k in own)
+                if text and (not panel.pareto or id(e) in on_front):
+                    ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
     xs_all = [_num(e[panel.x]) for e in points]
     if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 10:
         ax.set_xscale("log")

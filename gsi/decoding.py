@@ -7,6 +7,11 @@ reward (and, for ``gsi_consistent``'s fallback, the small model's scores of thos
 samples). Problems leave the batch when they finish and waiting problems take their
 places. All randomness of a problem comes from streams keyed by (seed, problem id,
 step, purpose), so a problem's result does not depend on its batch or shard.
+
+The one exception is ``patience`` (off by default), the RSD repo's batch-level cut-off
+(BaohaoLiao/RSD, ``main_online.py``): after ``patience - 1`` consecutive steps of the
+loop in which no problem finished, the next step is the last of every active problem
+(``stop_reason: patience``), which makes a problem's length depend on its batch.
 """
 
 from __future__ import annotations
@@ -154,21 +159,26 @@ class Decoder:
         waiting = deque(problems)
         active: list[_State] = []
         grading: GradingQueue[ProblemResult] = GradingQueue(self.grader)  # grades while decoding goes on
+        idle = 0  # consecutive steps of the loop in which no problem finished (for patience)
         while waiting or active:
             while waiting and len(active) < self.s.batch_size:
                 active.append(_State(waiting.popleft(), time.perf_counter()))
             outcomes = self._step_isolating_errors(active)
             if on_step is not None:
                 on_step(_summary(self.stats.steps, outcomes))
+            cut = self.s.patience is not None and idle >= self.s.patience - 1
             still: list[_State] = []
             for state, outcome in zip(active, outcomes):
                 finished = self._apply(state, outcome)
+                if finished is None and cut:
+                    finished = ("patience", None)
                 if finished is None:
                     still.append(state)
                 else:
                     self._grade(grading, state, *finished)
             for result in grading.ready():
                 on_result(result)
+            idle = idle + 1 if len(still) == len(active) else 0
             active = still
             self.stats.steps += 1
         for result in grading.ready(wait=True):

@@ -186,8 +186,23 @@ def _open_run_dir(cfg: DictConfig, out: Path, progress: Progress) -> ResultStore
     return store
 
 
+def _warn_greedy_copies(settings) -> None:
+    """One line when temperature 0 (a point-mass law) makes n > 1 candidates identical copies."""
+    if settings.sampling.temperature != 0:
+        return
+    method = settings.method
+    counts = {method.n_param: method.num_candidates(settings.n_small, settings.n_big)}
+    if method.rejects:
+        counts["n_big"] = settings.n_big
+    many = [f"{key}={n}" for key, n in counts.items() if key != "one" and n > 1]
+    if many:
+        log.warning("temperature=0: the %s candidates of a step are identical copies of the greedy step "
+                    "(drawn once; n = 1 gives the same steps)", " and ".join(many))
+
+
 def _run(cfg: DictConfig, output_dir: Path | None, progress: Progress) -> dict:
     settings = validate(cfg)
+    _warn_greedy_copies(settings)
     out = Path(output_dir) if output_dir is not None else _hydra_output_dir()
     progress.out = out
     check_output_dir(out)

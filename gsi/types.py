@@ -50,6 +50,7 @@ class RunSettings:
     max_steps: int
     batch_size: int
     seed: int
+    patience: int | None = None  # RSD's batch-level cut-off (gsi.decoding.Decoder.run); None: off
 
 
 @dataclass(frozen=True)

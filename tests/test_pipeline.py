@@ -105,7 +105,7 @@ def test_multirun_sweep_gives_one_run_dir_per_job(tmp_path):
         ("n_small=0", "n_small=0"),
         ("beta=-1", "beta=-1"),
         ("top_p=1.5", "top_p=1.5"),
-        ("temperature=0", "temperature=0"),
+        ("temperature=-1", "temperature=-1"),
         ("shard.index=3", "shard.index=3"),
         ("limit=-2", "limit=-2"),
         ("beta=nan", "beta=nan"),

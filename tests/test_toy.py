@@ -10,10 +10,12 @@ import pytest
 from gsi.config import ASSETS
 from gsi.toy.verifier import ToyVerifier
 from gsi.toy.task import (
+    EASY_MAX_VALUE,
     MAX_VALUE,
     generate_problems,
     is_heldout,
     parse_prompt,
+    training_problem,
     verify_step,
 )
 from gsi.toy.tokenizer import build_tokenizer
@@ -26,6 +28,34 @@ def test_problems_are_seeded_distinct_held_out_and_bounded():
     assert len({p.expr for p in a}) == 50 and all(is_heldout(p) for p in a)
     assert not any(is_heldout(p) for p in generate_problems(50, seed=5, heldout=False))
     assert all(0 <= v <= MAX_VALUE for p in a for v in p.values())
+    assert all(3 <= len(p.ops) <= 4 for p in a)  # the default world
+
+
+def test_difficulty_knob_bounds_values_and_operands():
+    hard = generate_problems(300, seed=2, heldout=True)
+    easy = generate_problems(300, seed=2, heldout=True, min_ops=2, max_ops=3, max_value=EASY_MAX_VALUE)
+    assert all(10 <= p.operands[0] <= 99 and all(1 <= b <= 9 for b in p.operands[1:]) for p in hard)
+    assert all(all(1 <= b <= 9 for b in p.operands) and max(p.values()) <= 99 for p in easy)
+    assert sum(max(p.values()) >= 100 for p in hard) > 150  # three-digit values are common
+    products = [p.values()[i + 1] for p in hard for i, op in enumerate(p.ops) if op == "*"]
+    assert sum(v >= 100 for v in products) > 0.4 * len(products)
+    with pytest.raises(ValueError, match="max_value"):
+        generate_problems(3, seed=0, heldout=True, max_value=5)
+    rng = np.random.default_rng(0)
+    mix = [training_problem(rng) for _ in range(400)]
+    assert not any(is_heldout(p) for p in mix)
+    assert 0.6 < np.mean([max(p.values()) > 99 or p.operands[0] > 9 for p in mix]) < 0.9
+
+
+def test_the_easy_dataset_config_is_the_easy_variant(compose):
+    from gsi.data import ToyArithmetic
+
+    cfg = compose("dataset=toy_arith_easy")
+    data = ToyArithmetic(**{k: v for k, v in cfg.dataset.items() if k != "_target_"})
+    problems = data.load()
+    assert cfg.dataset.max_value == EASY_MAX_VALUE and len(problems) == 500
+    assert all(int(p.answer) <= 99 for p in problems)
+    assert compose().dataset.max_value == MAX_VALUE
 
 
 def test_reference_solution_format_and_prompt_round_trip():
@@ -67,14 +97,50 @@ def test_tokenizer_round_trips_and_keeps_separator_one_token():
 
 
 def test_committed_models_are_small_llamas_vllm_can_load():
-    total = 0
+    total, flops = 0, {}
     for name in ("small", "big"):
         cfg = json.loads((ASSETS / name / "config.json").read_text())
         assert cfg["model_type"] == "llama"
         assert cfg["hidden_size"] // cfg["num_attention_heads"] >= 32
         assert json.loads((ASSETS / name / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+        flops[name] = json.loads((ASSETS / name / "train_meta.json").read_text())["flops_per_token"]
+    for name in ("small", "big", "prm"):
         total += sum(f.stat().st_size for f in (ASSETS / name).iterdir())
-    assert total < 10 * 2**20
+    assert total < 10 * 2**20  # all three toy models together
+    assert 4 <= flops["big"] / flops["small"] <= 8  # near Qwen2.5-Math 7B / 1.5B (about 5x)
+
+
+def test_flops_per_token_counts_the_projections_mlp_and_head():
+    from transformers import LlamaConfig
+
+    from gsi.toy.train import flops_per_token
+
+    cfg = LlamaConfig(vocab_size=10, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1)
+    # per layer: q, o (64x64 each), k, v (64x32 each), gate, up, down (64x256 each)
+    assert flops_per_token(cfg) == 2 * (2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 256) + 64 * 10)
+
+
+def test_early_stopping_is_a_prefix_of_the_schedule(tmp_path):
+    """stop_at = k gives exactly the snapshot taken at step k of the full run, so a model
+    chosen from snapshots is reproduced by training with ``stop_at``."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    import gsi.toy.train as train_mod
+
+    train_mod.train("small", tmp_path / "full", seed=0, steps=4, snapshots=(2,))
+    spec = train_mod.SPECS["small"]
+    try:
+        train_mod.SPECS["small"] = replace(spec, steps=4, stop_at=2)
+        train_mod.train("small", tmp_path / "early", seed=0)
+    finally:
+        train_mod.SPECS["small"] = spec
+    a = load_file(tmp_path / "full" / "small@2" / "model.safetensors")
+    b = load_file(tmp_path / "early" / "small" / "model.safetensors")
+    c = load_file(tmp_path / "full" / "small" / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a) and any((a[k] != c[k]).any() for k in a)
 
 
 def test_training_is_deterministic(tmp_path):

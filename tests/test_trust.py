@@ -475,7 +475,7 @@ def test_an_interrupt_ends_with_one_line_and_the_same_command_resumes_exactly(tm
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 3:
+        if (out / "results.jsonl").exists() and (out / "results.jsonl").read_text().count("\n") >= 1:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be interrupted; make it longer"

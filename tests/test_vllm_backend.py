@@ -114,6 +114,26 @@ def test_prompt_longer_than_the_context_is_a_context_overflow(engines):
         v.sample(["1+1=2\n\n" * 60], 2, [0], SamplingParams(1.0, 1.0, 16))
 
 
+GREEDY = SamplingParams(0.0, 1.0, 16)
+
+
+def test_greedy_steps_and_scores_match_transformers(engines, prompts):
+    """Temperature 0: vLLM's greedy step is the transformers backend's (= generate without
+    sampling), with log-prob 0, n identical copies; scores are 0 for the greedy step and
+    -inf for any other, on both engines."""
+    v, h = engines
+    seeds = list(range(len(prompts)))
+    greedy = v.sample(prompts, 3, seeds, GREEDY)
+    theirs = h.sample(prompts, 1, seeds, GREEDY)
+    for group, other in zip(greedy, theirs):
+        assert [(s.text, s.finish, s.logprob) for s in group] == [(other[0].text, other[0].finish, 0.0)] * 3
+    hot = h.sample(prompts, 5, seeds, SamplingParams(1.5, 1.0, 16))
+    ours, ref = np.array(v.score(prompts, hot, GREEDY)), np.array(h.score(prompts, hot, GREEDY))
+    assert set(ours.flatten()) == {0.0, -np.inf}
+    np.testing.assert_array_equal(ours, ref)
+    np.testing.assert_array_equal(np.array(v.score(prompts, greedy, GREEDY)), 0.0)
+
+
 # ---------------------------------------------------------------- end to end
 METHODS = ["small", "big", "bon_small", "bon_big", "soft_bon_small", "soft_bon_big", "rsd", "gsi", "gsi_no_reject",
            "gsi_consistent"]
@@ -151,3 +171,20 @@ def test_all_vllm_stack_small_big_and_prm_engines_in_one_run(compose, tmp_path):
     assert len(rows) == 4 and metrics["num_errors"] == 0
     rewards = [s["reward"] for r in rows for s in r["steps_detail"]]
     assert rewards and all(0 < x < 1 for x in rewards)
+
+
+def test_greedy_runs_on_vllm_write_the_transformers_greedy_solutions(compose, tmp_path):
+    """`model=toy_vllm temperature=0`: GSI writes pi_B's greedy solution, the same text as
+    method=big on the transformers backend."""
+    import json
+
+    from gsi.pipeline import run
+
+    texts = {}
+    for name, model in (("gsi", "toy_vllm"), ("big", "toy")):
+        cfg = compose(f"model={model}", f"method={name}", "temperature=0", "limit=4", "n_small=2", "tracking=none")
+        metrics = run(cfg, tmp_path / name)
+        assert metrics["num_errors"] == 0 and metrics["num_problems"] == 4
+        rows = [json.loads(line) for line in (tmp_path / name / "results.jsonl").read_text().splitlines()]
+        texts[name] = {r["problem_id"]: [d["text"] for d in r["steps_detail"]] for r in rows}
+    assert texts["gsi"] == texts["big"]

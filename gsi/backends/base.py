@@ -39,6 +39,12 @@ class TokenizedPrompts:
         return ids + [self.eos_id] if step.finish == "eos" else ids
 
 
+def copies(samples: list[list[StepSample]], n: int) -> list[list[StepSample]]:
+    """Each prompt's single (greedy) step repeated ``n`` times: at temperature 0 the law
+    is a point mass, so ``n`` draws are ``n`` identical copies."""
+    return [[group[0]] * n for group in samples]
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     """Samples steps and scores given steps under the same sampling law.

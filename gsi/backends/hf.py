@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gsi.backends.base import TokenizedPrompts
+from gsi.backends.base import TokenizedPrompts, copies
 from gsi.backends.law import STEP_SEPARATOR, sampling_logprobs, separator_tokens
 from gsi.engines.hf_tree import (
     additive_mask,
@@ -86,11 +86,14 @@ class HFBackend(TokenizedPrompts):
     ) -> list[list[StepSample]]:
         """``n`` steps per prompt, drawn together in one row per prompt: the prompt's KV is
         computed (or reused) once and never copied; each draw sees the prompt and its own
-        tokens only (a tree attention mask)."""
+        tokens only (a tree attention mask). At temperature 0 the draw is the greedy step
+        (log-prob 0), computed once and copied ``n`` times."""
         import torch
 
         if not prompts:
             return []
+        if params.temperature == 0 and n > 1:
+            return copies(self.sample(prompts, 1, seeds, params), n)
         num, rows = len(prompts), len(prompts) * n
         # Per-problem uniforms: draw j of problem i uses row j of its own stream, so the
         # result does not depend on which other problems share the batch.

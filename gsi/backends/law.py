@@ -3,6 +3,10 @@
 Sampling and scoring in every backend go through :func:`sampling_logprobs`, so a step's
 log-probability is the same number whether it was just sampled or is scored later, and
 whichever engine computed the logits.
+
+Temperature 0 is greedy decoding: the law at each position is a point mass on the
+argmax token (ties go to the lowest token id, as ``torch.argmax`` breaks them), so a
+step's log-probability is 0 for the model's greedy continuation and -inf for any other.
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ def sampling_logprobs(logits, temperature: float, top_p: float):
     """Log-probabilities of the law actually sampled from: tempered, then top-p truncated.
 
     Top-p keeps the smallest set of most likely tokens whose mass reaches ``top_p``
-    (always at least the top token) and renormalises over it.
+    (always at least the top token) and renormalises over it. ``temperature == 0``: the
+    point mass on the argmax (0 there, -inf elsewhere; ties: the lowest token id), which
+    every top-p keeps.
     """
     import torch
+
+    if temperature == 0:
+        return greedy_logprobs(logits)
 
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     if top_p >= 1.0:
@@ -44,3 +53,16 @@ def sampling_logprobs(logits, temperature: float, top_p: float):
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     logp = logp.masked_fill(drop, float("-inf"))
     return logp - logp.logsumexp(dim=-1, keepdim=True)
+
+
+def greedy_logprobs(logits):
+    """The temperature-0 law: log-prob 0 at each row's argmax, -inf elsewhere.
+
+    Ties go to the lowest token id (``torch.argmax`` returns the first maximum), the
+    token that greedy sampling (transformers' ``generate(do_sample=False)``) picks.
+    """
+    import torch
+
+    scores = logits.float()
+    out = torch.full_like(scores, float("-inf"))
+    return out.scatter_(-1, scores.argmax(dim=-1, keepdim=True), 0.0)

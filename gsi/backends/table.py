@@ -19,8 +19,13 @@ Table = Callable[[str], Mapping[str, float]]
 
 
 def step_law(probs: Mapping[str, float], params: SamplingParams) -> tuple[list[str], np.ndarray]:
-    """Steps and their probabilities after temperature and top-p."""
+    """Steps and their probabilities after temperature and top-p; temperature 0 is the
+    point mass on the most likely step (ties: the first in the table's order)."""
     steps = list(probs)
+    if params.temperature == 0:
+        p = np.zeros(len(steps))
+        p[int(np.argmax([probs[s] for s in steps]))] = 1.0
+        return steps, p
     with np.errstate(divide="ignore"):
         logits = np.log(np.array([probs[s] for s in steps], dtype=np.float64)) / params.temperature
     p = np.exp(logits - logits.max())

@@ -19,6 +19,11 @@ raw logits (no temperature, no top-p), so:
   exact; ``score_topk: K`` keeps the K most likely tokens (plus the target) and ignores
   the rest of the vocabulary, an approximation for large vocabularies whose error is at
   most ``log(1 + tail mass)`` per token (tiny at temperature < 1; see the README).
+
+Temperature 0 is greedy decoding (vLLM's argmax; ties: the lowest token id, as
+``torch.argmax``): a sampled step's log-prob is 0, one draw is made and copied ``n``
+times, and scoring rebuilds the point-mass law from the raw prompt log-probs (0 where
+the step is the argmax at every position, -inf otherwise).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gsi.backends.base import TokenizedPrompts
+from gsi.backends.base import TokenizedPrompts, copies
 from gsi.backends.law import STEP_SEPARATOR
 from gsi.engines.vllm import device_key, engine_options, start_engine, uses_v2_runner
 from gsi.types import SamplingParams, StepSample
@@ -91,9 +96,12 @@ class VLLMBackend(TokenizedPrompts):
         self.needs_stop_string = bool(partial)
 
     # ------------------------------------------------------------------ helpers
-    def _step(self, completion) -> StepSample:
+    def _step(self, completion, greedy: bool = False) -> StepSample:
+        """A completion as a step. ``greedy`` (temperature 0): vLLM took the argmax at
+        every position, whose log-prob under the point-mass law is 0 (vLLM's own number
+        is the untempered one, since greedy requests skip the temperature)."""
         ids = list(completion.token_ids)
-        logprob = float(np.sum(np.asarray(completion.logprobs.logprobs, dtype=np.float64)))
+        logprob = 0.0 if greedy else float(np.sum(np.asarray(completion.logprobs.logprobs, dtype=np.float64)))
         if ids and ids[-1] == self.eos_id:
             finish, ids = "eos", ids[:-1]
         else:
@@ -118,6 +126,8 @@ class VLLMBackend(TokenizedPrompts):
 
         if not prompts:
             return []
+        if params.temperature == 0 and n > 1:
+            return copies(self.sample(prompts, 1, seeds, params), n)
         ids = self._encode_prompts(prompts, params.max_tokens)
         per_prompt = [
             VSamplingParams(
@@ -136,7 +146,8 @@ class VLLMBackend(TokenizedPrompts):
             for seed in seeds
         ]
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], per_prompt, use_tqdm=False)
-        return [[self._step(c) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
+        greedy = params.temperature == 0
+        return [[self._step(c, greedy) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
 
     def score(
         self,

@@ -181,8 +181,9 @@ class ToyDatasetConfig:
     name: str = "toy_arith"
     num_problems: int = 500
     seed: int = 1234
-    min_ops: int = 2
-    max_ops: int = 3
+    min_ops: int = 3
+    max_ops: int = 4
+    max_value: int = 999  # bound on every running value: 999 the default world, 99 the easy variant
     grader: str = "exact_number"
 
 
@@ -258,6 +259,7 @@ class Config:
     threshold_on: str = "tilted"  # gsi's score: tilted | beta_tilted | reward (gsi.methods.rules)
     tie_rule: str = "ge"  # ge | gt | reference (gsi: >, rsd: >=)
     stop_below: Optional[float] = None  # reward floor: stop when every candidate is below it
+    patience: Optional[int] = None  # RSD repo's batch cut-off: end the batch after this many idle steps
     n_small: int = 4
     n_big: int = 4
     temperature: float = 0.7

@@ -59,6 +59,9 @@ def _check_values(cfg: DictConfig, step_tokens: int) -> None:
         _check(int(data.min_ops) >= 1, "dataset.min_ops", data.min_ops, "an integer >= 1")
         _check(int(data.max_ops) >= int(data.min_ops), "dataset.max_ops", data.max_ops,
                f"an integer >= dataset.min_ops={data.min_ops}")
+    if "max_value" in data:
+        _check(int(data.max_value) >= 9, "dataset.max_value", data.max_value,
+               "an integer >= 9 (99: the easy variant, 999: the default world)")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -78,6 +81,20 @@ def _check_reference_rules(cfg: DictConfig, beta: float) -> None:
     _check(floor is None or not math.isnan(float(floor)), "stop_below", floor, "null (no floor) or a number")
 
 
+# Methods that temperature 0 (greedy decoding) makes meaningless, and why.
+GREEDY_REFUSED = {
+    "gsi_no_reject": "its importance weight pi_B/pi_S is 0 whenever pi_S's greedy step is not pi_B's, and "
+    "with no fallback the solution stops there (no_valid_candidate): use method=gsi, which falls back to "
+    "pi_B's greedy step, or a temperature > 0",
+}
+
+
+def _check_greedy(method: str) -> None:
+    """Refuse a method that greedy decoding leaves without a meaning (README, Methods at T = 0)."""
+    if method in GREEDY_REFUSED:
+        raise ConfigError(f"temperature=0 is not allowed with method.name={method!r}: {GREEDY_REFUSED[method]}")
+
+
 def validate(cfg: DictConfig) -> RunSettings:
     """Check the values types cannot; return the loop's settings."""
     name = cfg.method.name
@@ -91,15 +108,19 @@ def validate(cfg: DictConfig) -> RunSettings:
     for key in ("n_small", "n_big", "max_steps", "max_step_tokens", "batch_size"):
         _check(int(cfg[key]) >= 1, key, cfg[key], "an integer >= 1")
     temperature = float(cfg.temperature)
-    _check(temperature > 0 and math.isfinite(temperature), "temperature", cfg.temperature, "a number > 0")
-    _check(temperature >= MIN_TEMPERATURE, "temperature", cfg.temperature,
-           f">= {MIN_TEMPERATURE:g} (below it logits/temperature overflow float32)")
+    _check(temperature >= 0 and math.isfinite(temperature), "temperature", cfg.temperature,
+           "0 (greedy) or a number > 0")
+    _check(temperature == 0 or temperature >= MIN_TEMPERATURE, "temperature", cfg.temperature,
+           f"0 (greedy) or >= {MIN_TEMPERATURE:g} (below it logits/temperature overflow float32)")
+    if temperature == 0:
+        _check_greedy(name)
     top_p = float(cfg.top_p)
     _check(0 < top_p <= 1, "top_p", cfg.top_p, "in (0, 1]")
     _check(top_p >= MIN_TOP_P, "top_p", cfg.top_p, f">= {MIN_TOP_P:g} (the smallest float32 normal) and <= 1")
     _check(0 <= int(cfg.seed) < 2**63, "seed", cfg.seed, "an integer in [0, 2**63) (numpy's and torch's RNGs)")
     _check_values(cfg, int(cfg.max_step_tokens))
     _check(cfg.limit is None or int(cfg.limit) >= 0, "limit", cfg.limit, "null (all) or an integer >= 0")
+    _check(cfg.patience is None or int(cfg.patience) >= 1, "patience", cfg.patience, "null (off) or an integer >= 1")
     _check(int(cfg.shard.count) >= 1, "shard.count", cfg.shard.count, "an integer >= 1")
     _check(
         0 <= int(cfg.shard.index) < int(cfg.shard.count),
@@ -137,4 +158,5 @@ def validate(cfg: DictConfig) -> RunSettings:
         max_steps=int(cfg.max_steps),
         batch_size=int(cfg.batch_size),
         seed=int(cfg.seed),
+        patience=None if cfg.patience is None else int(cfg.patience),
     )

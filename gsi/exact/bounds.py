@@ -21,7 +21,7 @@ import numpy as np
 
 from gsi.exact.distributions import target_step
 from gsi.exact.world import Laws, Path, World
-from gsi.methods import MethodParams
+from gsi.methods import MethodParams, rules
 from gsi.methods.selection import tilted_scores
 from gsi.types import SamplingParams
 
@@ -46,10 +46,12 @@ def chi2(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def rejected_set(laws: Laws, params: MethodParams) -> np.ndarray:
-    """L: the steps GSI never accepts — tilted reward s < u, or pi_S(y) = 0."""
+    """L: the steps GSI never accepts — tilted reward s below u (under ``params.tie_rule``:
+    s < u, or s <= u for a strict rule), or pi_S(y) = 0."""
     with np.errstate(divide="ignore"):
         s = tilted_scores(laws.rewards, np.log(laws.big) - np.log(laws.small), params.beta)
-    return (s < params.threshold) | (laws.small == 0)
+    taken = np.array([rules.accepts("gsi_consistent", float(v), params.threshold, params.tie_rule) for v in s])
+    return ~taken | (laws.small == 0)
 
 
 def _binomial_pmf(m: np.ndarray, n: int, p: float) -> np.ndarray:

@@ -7,11 +7,13 @@ the method's own :attr:`Method.probabilities` and :attr:`Method.accept_score` de
 :meth:`Method.choose` does; a rejected step is replaced by the exact law of
 :attr:`Method.fallback` (soft_bon(pi_B, n_B), or gsi_consistent's restricted one, which
 sees pi_S's log-probs of the big candidates) with n_B candidates from pi_B, as the loop
-does. Nothing
-here re-implements a method.
+does. The accept decision follows ``params.tie_rule`` and a step whose candidates are all
+below ``params.stop_below`` ends the solution, as in :meth:`Method.choose`. Nothing here
+re-implements a method.
 
 Outcome vectors have one entry per step (or per leaf of the tree) plus a last entry for
-"no valid candidate" (the loop stops the problem), which the target never produces.
+"no valid candidate" or "below the reward floor" (the loop stops the problem), which the
+target never produces.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from gsi.exact.world import Laws, Path, World
-from gsi.methods import Method, MethodParams, StepScores
+from gsi.methods import Method, MethodParams, StepScores, rules
 from gsi.methods.selection import argmax_probabilities, softmax_from_logits
 from gsi.types import SamplingParams
 
@@ -147,6 +149,9 @@ def method_step(
             log_big[idx] if method.needs_target_logprobs else None,
             log_small[idx] if method.needs_small_logprobs else None,
         )
+        if rules.below_floor(scores.rewards, params.stop_below):  # stop_below: the solution ends
+            out[-1] += weight
+            continue
         probs = method.probabilities(scores, params)
         if probs is None:  # no valid candidate: a rejecting method falls back, others stop
             if method.rejects:
@@ -160,7 +165,7 @@ def method_step(
             first, start = start, start + count
             if count == 0 or mass == 0.0:
                 continue
-            if method.rejects and not method.accept_score(scores, first, params) >= params.threshold:
+            if method.rejects and not accepts(method, scores, first, params):
                 rejected += mass
                 continue
             out[step] += mass
@@ -171,6 +176,14 @@ def method_step(
         out += rejected * method_step(method.fallback, laws, params, n_small, n_big).probs
         big += rejected * n_big
     return StepDistribution(out, accepted, big)
+
+
+def accepts(method: Method, scores: StepScores, index: int, params: MethodParams) -> bool:
+    """:meth:`Method.choose`'s accept decision for candidate ``index``: its score against
+    the threshold under ``params.tie_rule`` (:func:`gsi.methods.rules.accepts`)."""
+    assert method.accept_score is not None
+    score = method.accept_score(scores, index, params)
+    return rules.accepts(method.name, score, params.threshold, params.tie_rule)
 
 
 def method_solution(

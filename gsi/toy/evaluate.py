@@ -9,7 +9,9 @@ from typing import Sequence
 import numpy as np
 
 from gsi.toy.prm_data import wrong_steps
-from gsi.toy.task import generate_problems
+from gsi.toy.task import EASY_MAX_VALUE, generate_problems
+
+WORLDS = {"default": {}, "easy": {"min_ops": 2, "max_ops": 3, "max_value": EASY_MAX_VALUE}}
 
 
 def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
@@ -18,11 +20,12 @@ def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
-def heldout_auc(reward, count: int = 100, seed: int = 99) -> dict:
+def heldout_auc(reward, count: int = 100, seed: int = 99, world: str = "default") -> dict:
     """Score the right step and every listed wrong step after a correct prefix, on
-    held-out problems, with ``reward`` (any :class:`ProcessReward`); return the AUC."""
+    held-out problems of ``world`` ("default" or "easy"), with ``reward`` (any
+    :class:`ProcessReward`); return the AUC."""
     rng = np.random.default_rng(seed)
-    problems = generate_problems(count, seed, heldout=True)
+    problems = generate_problems(count, seed, True, **WORLDS[world])
     questions, previous, candidates, flags = [], [], [], []
     for p in problems:
         ref = p.solution_steps()
@@ -36,7 +39,7 @@ def heldout_auc(reward, count: int = 100, seed: int = 99) -> dict:
     pos = [float(s[0]) for s in scores]
     neg = [float(v) for s in scores for v in s[1:]]
     top1 = float(np.mean([int(np.argmax(s)) == 0 for s in scores]))
-    return {"auc": round(auc(pos, neg), 4), "top1": round(top1, 4), "problems": count,
+    return {"auc": round(auc(pos, neg), 4), "top1": round(top1, 4), "problems": count, "world": world,
             "mean_right": round(float(np.mean(pos)), 4), "mean_wrong": round(float(np.mean(neg)), 4)}
 
 
@@ -50,7 +53,7 @@ def heldout_nll(path: str | Path, count: int = 200, seed: int = 4321) -> float:
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     total, tokens = 0.0, 0
     with torch.inference_mode():
-        for p in generate_problems(count, seed, True, 2, 3):
+        for p in generate_problems(count, seed, True):
             prompt = tok.encode(p.prompt)
             ids = prompt + tok.encode("".join(p.solution_steps()), add_special_tokens=False) + [tok.eos_token_id]
             labels = [-100] * len(prompt) + ids[len(prompt):]

@@ -26,14 +26,27 @@ def optimizer(model, lr: float, warmup: int, steps: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
 
-def fit(model, opt, sched, steps: int, step_loss: Callable[[], object], label: str) -> float | None:
-    """Train ``model`` for ``steps`` steps; ``step_loss()`` draws a batch and returns its
-    loss. Returns the exponential average of the loss at the end."""
+def fit(
+    model,
+    opt,
+    sched,
+    steps: int,
+    step_loss: Callable[[], object],
+    label: str,
+    stop_at: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> float | None:
+    """Train ``model`` on a ``steps``-step schedule; ``step_loss()`` draws a batch and
+    returns its loss. ``stop_at`` ends training early at that step of the same schedule
+    (an early-stopped model is reproducible: the first ``stop_at`` steps do not depend on
+    when training ends); ``on_step(done, loss_ema)`` is called after every step. Returns
+    the exponential average of the loss at the end."""
     import torch
 
     model.train()
     loss_ema = None
-    for step in range(steps):
+    last = steps if stop_at is None else min(stop_at, steps)
+    for step in range(last):
         loss = step_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -41,8 +54,10 @@ def fit(model, opt, sched, steps: int, step_loss: Callable[[], object], label: s
         opt.step()
         sched.step()
         loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-        if step % 100 == 0 or step == steps - 1:
-            log.info("%s step %d/%d loss %.4f", label, step + 1, steps, loss_ema)
+        if step % 100 == 0 or step == last - 1:
+            log.info("%s step %d/%d loss %.4f", label, step + 1, last, loss_ema)
+        if on_step is not None:
+            on_step(step + 1, loss_ema)
     return loss_ema
 
 

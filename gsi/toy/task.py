@@ -1,21 +1,29 @@
 """The embedded toy world: multi-step left-to-right arithmetic, generated from a seed.
 
-A problem is an expression such as ``3+5*2-4`` evaluated strictly left to right. Its
+A problem is an expression such as ``47+8*6-9`` evaluated strictly left to right. Its
 reference solution performs one operation per step, steps separated by a blank line,
 and ends with the answer in ``\\boxed{}``::
 
-    Compute 3+5*2-4 from left to right.
+    Compute 47+8*6-9 from left to right.
 
-    3+5=8
+    47+8=55
 
-    8*2=16
+    55*6=330
 
-    16-4=12
+    330-9=321
 
-    \\boxed{12}
+    \\boxed{321}
 
-Every intermediate value stays in [0, 99] so the task is learnable by tiny models, while
-two-digit multiplication keeps it hard enough to separate a weak model from a strong one.
+Difficulty has two knobs, the number of operations (``min_ops``..``max_ops``) and
+``max_value``, the bound on every running value:
+
+* ``max_value = 999`` (the default world): a two-digit first operand, then one-digit
+  operands, running values up to three digits. Products of two- and three-digit numbers
+  and carries are where the models differ: the small model (2 layers) rarely gets a
+  three-digit product right, the big one (4 layers) usually does, and a good process
+  reward tells them apart.
+* ``max_value = 99`` (the easy variant tests use): one-digit operands, values below
+  100 — both models solve it nearly always.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import numpy as np
 from gsi.backends.law import STEP_SEPARATOR
 
 OPS = ("+", "-", "*")
-MAX_VALUE = 99
+MAX_VALUE = 999  # the default world's bound on running values
+EASY_MAX_VALUE = 99  # the easy variant: one-digit operands, values below 100
+DEFAULT_MIN_OPS, DEFAULT_MAX_OPS = 3, 4
 PROMPT_TEMPLATE = "Compute {expr} from left to right.\n\n"
 
 _EXPR_RE = re.compile(r"Compute ([0-9+\-*]+) from left to right\.")
@@ -96,19 +106,43 @@ def is_heldout(problem: ToyProblem) -> bool:
     return problem_key(problem.expr) % 8 == 0
 
 
-def sample_problem(rng: np.random.Generator, min_ops: int = 2, max_ops: int = 3) -> ToyProblem:
-    """Draw one problem whose running values all lie in [0, MAX_VALUE]."""
+def operand_range(op: str | None, max_value: int) -> tuple[int, int]:
+    """[low, high) of an operand: the first one (``op`` None), an addend or subtrahend,
+    or a factor, in a world whose running values stay in [0, ``max_value``]."""
+    if max_value <= EASY_MAX_VALUE:
+        return (1, 10)
+    if op is None:
+        return (10, 100)
+    return (2, 10) if op == "*" else (1, 10)
+
+
+def sample_problem(
+    rng: np.random.Generator,
+    min_ops: int = DEFAULT_MIN_OPS,
+    max_ops: int = DEFAULT_MAX_OPS,
+    max_value: int = MAX_VALUE,
+) -> ToyProblem:
+    """Draw one problem whose running values all lie in [0, ``max_value``]."""
+    if max_value < 9:
+        raise ValueError(f"max_value={max_value} is too small: it must be >= 9")
     while True:
         k = int(rng.integers(min_ops, max_ops + 1))
-        operands = tuple(int(x) for x in rng.integers(1, 10, size=k + 1))
         ops = tuple(OPS[int(i)] for i in rng.integers(0, len(OPS), size=k))
+        operands = tuple(
+            int(rng.integers(*operand_range(op, max_value))) for op in (None, *ops)
+        )
         problem = ToyProblem(operands, ops)
-        if all(0 <= v <= MAX_VALUE for v in problem.values()):
+        if all(0 <= v <= max_value for v in problem.values()):
             return problem
 
 
 def generate_problems(
-    count: int, seed: int, heldout: bool, min_ops: int = 2, max_ops: int = 3
+    count: int,
+    seed: int,
+    heldout: bool,
+    min_ops: int = DEFAULT_MIN_OPS,
+    max_ops: int = DEFAULT_MAX_OPS,
+    max_value: int = MAX_VALUE,
 ) -> list[ToyProblem]:
     """``count`` distinct problems from the held-out (evaluation) or training part."""
     rng = np.random.default_rng(seed)
@@ -120,14 +154,34 @@ def generate_problems(
         if attempts > 200 * count + 10_000:
             raise ValueError(
                 f"could not draw {count} distinct toy problems with {min_ops}-{max_ops} "
-                "operations; ask for fewer problems"
+                f"operations and values up to {max_value}; ask for fewer problems"
             )
-        p = sample_problem(rng, min_ops, max_ops)
+        p = sample_problem(rng, min_ops, max_ops, max_value)
         if is_heldout(p) != heldout or p.expr in seen:
             continue
         seen.add(p.expr)
         out.append(p)
     return out
+
+
+def easy_training_problem(rng: np.random.Generator) -> ToyProblem:
+    """One training problem of the easy variant (2-3 operations, values below 100)."""
+    while True:
+        p = sample_problem(rng, 2, 3, EASY_MAX_VALUE)
+        if not is_heldout(p):
+            return p
+
+
+def training_problem(rng: np.random.Generator) -> ToyProblem:
+    """One training problem (never a held-out one) from the training mixture: the
+    default world with 1-5 operations three times in four, else the easy variant."""
+    while True:
+        if rng.random() < 0.75:
+            p = sample_problem(rng, 1, 5, MAX_VALUE)
+        else:
+            p = sample_problem(rng, 1, 4, EASY_MAX_VALUE)
+        if not is_heldout(p):
+            return p
 
 
 def parse_prompt(text: str) -> ToyProblem:
