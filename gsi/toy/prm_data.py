@@ -3,9 +3,9 @@ mistakes, and labelled Qwen-PRM conversations built from them.
 
 Examples are about training problems only (never held-out ones): a correct prefix
 followed by the correct next step (label 1) or a wrong one (label 0), sometimes continued
-past the error (label 0). Wrong steps are off-by-k results, another operator or operand,
-a stale value, premature or wrong ``\\boxed{}`` answers, and steps sampled from the toy
-small model.
+past the error (label 0). Wrong steps are off-by-k results (k = 1, 2, 10, 100: a missed
+carry), a swapped digit, another operator or operand, a stale value, premature or wrong
+``\\boxed{}`` answers, and the steps the toy small and big models get wrong.
 """
 
 from __future__ import annotations
@@ -18,23 +18,36 @@ import numpy as np
 from gsi.backends.law import STEP_SEPARATOR
 from gsi.engines.hf import load, pad, pad_with_mask
 from gsi.rewards.prm_format import QWEN_STEP_TAG, qwen_prm_messages
-from gsi.toy.task import OPS, ToyProblem, apply, is_heldout, sample_problem
+from gsi.toy.task import OPS, ToyProblem, apply, training_problem
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 # ------------------------------------------------------------------ wrong steps
+OFFSETS = (-100, -10, -2, -1, 1, 2, 10, 100)
+
+
+def near_misses(value: int) -> list[int]:
+    """Wrong results a model that half-knows the answer writes: off by 1, 2, 10 or 100
+    (a dropped or extra carry) and the last two digits swapped; all >= 0 and != value."""
+    out = [value + d for d in OFFSETS]
+    digits = str(value)
+    if len(digits) >= 2 and digits[-1] != digits[-2]:
+        out.append(int(digits[:-2] + digits[-1] + digits[-2]))
+    return [v for v in out if v >= 0 and v != value]
+
+
 def wrong_steps(p: ToyProblem, index: int) -> list[str]:
     """Plausible wrong versions of reference step ``index`` (all differ from it)."""
     ref = p.solution_steps()
     vals = p.values()
     if index == len(ref) - 1:  # the answer step
         ans = vals[-1]
-        out = [f"\\boxed{{{ans + d}}}" for d in (-10, -2, -1, 1, 2, 10) if ans + d >= 0]
+        out = [f"\\boxed{{{v}}}" for v in near_misses(ans)]
         out += [f"\\boxed{{{vals[-2]}}}", f"{ref[-2].strip()}{STEP_SEPARATOR}"]
     else:
         a, op, b, c = vals[index], p.ops[index], p.operands[index + 1], vals[index + 1]
-        out = [f"{a}{op}{b}={c + d}{STEP_SEPARATOR}" for d in (-10, -2, -1, 1, 2, 10) if c + d >= 0]
+        out = [f"{a}{op}{b}={v}{STEP_SEPARATOR}" for v in near_misses(c)]
         for other in OPS:
             if other != op:
                 out.append(f"{a}{other}{b}={apply(a, other, b)}{STEP_SEPARATOR}")  # true, wrong operator
@@ -63,11 +76,13 @@ def continue_after(p: ToyProblem, wrong: str, index: int) -> str | None:
     return f"{value}{op}{b}={apply(value, op, b)}{STEP_SEPARATOR}"
 
 
-def sample_small_steps(problems: Sequence[ToyProblem], seed: int) -> list[tuple[ToyProblem, int, str]]:
-    """Wrong steps the toy small model makes after a correct prefix, at temperature 1."""
+def sample_model_steps(
+    problems: Sequence[ToyProblem], seed: int, model_dir: Path
+) -> list[tuple[ToyProblem, int, str]]:
+    """Wrong steps the toy LM in ``model_dir`` makes after a correct prefix, at temperature 1."""
     import torch
 
-    model, tok, _ = load(str(ASSETS / "small"), device="cpu")
+    model, tok, _ = load(str(model_dir), device="cpu")
     tok.padding_side = "left"
     torch.manual_seed(seed)
     found = []
@@ -76,7 +91,7 @@ def sample_small_steps(problems: Sequence[ToyProblem], seed: int) -> list[tuple[
         enc = tok([p.prompt for p in chunk], return_tensors="pt", padding=True)
         with torch.inference_mode():
             gen = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=48, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                                 max_new_tokens=96, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         for p, row in zip(chunk, gen[:, enc["input_ids"].shape[1] :]):
             text = tok.decode(row, skip_special_tokens=True)
             steps = [s + STEP_SEPARATOR for s in text.split(STEP_SEPARATOR)]
@@ -139,16 +154,15 @@ def encode_example(tok, p: ToyProblem, steps: Sequence[str], tag_id: int) -> tup
     return ids, labels
 
 
-def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_problems: list):
-    """A batch of PRM conversations; a quarter on problems the small model got wrong."""
+def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_problems: list,
+                   draw=training_problem):
+    """A batch of PRM conversations; a quarter on problems the toy LMs got wrong."""
     seqs, labels = [], []
     for _ in range(size):
         if sampled_problems and rng.random() < 0.25:
             p = sampled_problems[int(rng.integers(0, len(sampled_problems)))]
         else:
-            p = sample_problem(rng)
-            while is_heldout(p):
-                p = sample_problem(rng)
+            p = draw(rng)
         steps, _ = make_example(rng, p, sampled)
         ids, lab = encode_example(tok, p, steps, tag_id)
         seqs.append(ids)
@@ -157,13 +171,11 @@ def training_batch(rng, tok, tag_id: int, size: int, sampled: dict, sampled_prob
     return ids, mask, pad(labels, -100)
 
 
-def lm_batch(rng, tok, size: int):
+def lm_batch(rng, tok, size: int, draw=training_problem):
     """Right solutions as PRM conversations, for the causal-LM warm-up (answer tokens labelled)."""
     seqs, labels = [], []
     for _ in range(size):
-        p = sample_problem(rng)
-        while is_heldout(p):
-            p = sample_problem(rng)
+        p = draw(rng)
         ids, lab = encode_example(tok, p, p.solution_steps(), tok.convert_tokens_to_ids(QWEN_STEP_TAG))
         seqs.append(ids)
         labels.append([t if y >= 0 else -100 for t, y in zip(ids, lab)])

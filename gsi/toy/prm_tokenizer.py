@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gsi.rewards.prm_format import QWEN_MATH_SYSTEM, QWEN_STEP_TAG
-from gsi.toy.task import sample_problem
+from gsi.toy.task import training_problem
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", QWEN_STEP_TAG)
 VOCAB_SIZE = 400
@@ -37,9 +37,9 @@ def _corpus(count: int = 2000, seed: int = 7) -> list[str]:
     rng = np.random.default_rng(seed)
     texts = []
     for _ in range(count):
-        p = sample_problem(rng)
+        p = training_problem(rng)
         steps = [s.strip() for s in p.solution_steps()]
-        wrong = f"{p.values()[1]}{p.ops[0]}{p.operands[1]}={int(rng.integers(0, 100))}"
+        wrong = f"{p.values()[1]}{p.ops[0]}{p.operands[1]}={int(rng.integers(0, 1000))}"
         texts.append(
             f"<|im_start|>system\n{QWEN_MATH_SYSTEM}<|im_end|>\n<|im_start|>user\n{p.prompt.strip()}"
             f"<|im_end|>\n<|im_start|>assistant\n{QWEN_STEP_TAG.join(steps + [wrong])}<|im_end|>\n"

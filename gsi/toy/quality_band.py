@@ -33,7 +33,9 @@ def quality(which: str, path: Path) -> float:
     if which == "prm":
         from gsi.rewards.prm import HFQwenPRM
 
-        return heldout_auc(HFQwenPRM(str(path), name="toy_prm", num_threads=1))["auc"]
+        from gsi.toy.train_prm import PRMSpec
+
+        return heldout_auc(HFQwenPRM(str(path), name="toy_prm", num_threads=1), world=PRMSpec().world)["auc"]
     return round(heldout_nll(path), 5)
 
 
@@ -71,13 +73,17 @@ def train_seed(which: str, seed: int, work: Path) -> Path:
 
 
 def measure(which: str, seeds: list[int], work: Path, assets: Path = ASSETS) -> dict:
-    """Measure the band over the committed weights (seed 0) and ``seeds``; record it."""
-    values = {0: quality(which, assets / which)}
+    """Measure the band over the committed weights (their own seed, usually 0) and
+    ``seeds``; record it."""
+    meta_path = assets / which / "train_meta.json"
+    committed = int(json.loads(meta_path.read_text()).get("seed", 0))
+    if committed in seeds:
+        raise ValueError(f"seed {committed} is the committed {which}'s own seed; give other seeds")
+    values = {committed: quality(which, assets / which)}
     for seed in seeds:
         values[seed] = quality(which, train_seed(which, seed, work))
         log.info("%s seed %d: %s", which, seed, values[seed])
     band = band_of(which, values)
-    meta_path = assets / which / "train_meta.json"
     meta = json.loads(meta_path.read_text())
     meta["retrain_band"] = band
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -93,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     seeds = [int(s) for s in args.seeds.split(",")]
-    if 0 in seeds or len(seeds) < 2:
-        parser.error("--seeds: give at least two seeds other than 0 (the committed weights are seed 0)")
+    if len(seeds) < 2:
+        parser.error("--seeds: give at least two seeds other than the committed weights' own (recorded in train_meta.json)")
     for which in args.which.split(","):
         if which not in ("prm", "small", "big"):
             parser.error(f"--which: unknown model {which!r}; choose from prm, small, big")
