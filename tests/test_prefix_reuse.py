@@ -135,3 +135,68 @@ def test_prm_shared_head_tokenizes_like_the_whole_input(prm):
             cands = [ref[depth], *wrong_steps(p, depth)[:5], " 12 ", "x<extra_0>y"]
             got = encode_group(prm, p.prompt, ref[:depth], cands)
             assert got == [prm.encode(p.prompt, ref[:depth] + [c]) for c in cands]
+
+
+def test_size_buckets_keep_padding_within_slack():
+    from gsi.engines.hf_tree import size_buckets
+
+    widths, known = [11, 214, 12, 126, 11, 130, 246, 15], [400, 402, 404, 398, 400, 404, 401, 402]
+    buckets = size_buckets(widths, known, per_token=320.0, slack=1.3)
+    assert sorted(r for b in buckets for r in b) == list(range(len(widths)))
+    for b in buckets:
+        w, k = max(widths[r] for r in b), max(known[r] for r in b)
+        own = sum(widths[r] * (320.0 + known[r] + widths[r]) for r in b)
+        assert len(b) == 1 or len(b) * w * (320.0 + k + w) <= 1.3 * own
+    assert {0, 2, 4} <= set(next(b for b in buckets if 0 in b))  # the short rows go together
+    assert len(size_buckets([10] * 5, [30] * 5, per_token=320.0)) == 1
+
+
+def test_scoring_in_size_buckets_equals_unpacked_scoring(big):
+    """Groups of very different sizes run as several buckets; every number is still the
+    unpacked one, and the prefixes of every bucket are cached."""
+    from gsi.engines.hf_tree import bucketed_tree_forward, lookup_all
+
+    params = SamplingParams(0.7, 1.0, max_tokens=16)
+    prompts = [PROMPTS[0], PROMPTS[1] + "5+3=8\n\n", PROMPTS[2], PROMPTS[3]]
+    samples = big.sample(prompts, 8, [3, 4, 5, 6], params)
+    steps = [samples[0][:1], samples[1], [StepSample("7", 2, 0.0, "eos")], samples[3][:3]]
+    conts = [[big._encode_step(s)[:-1] for s in g] for g in steps]
+    ids = big._encode_prompts(prompts, 16)
+    big.prefix_cache.clear()
+    with torch.inference_mode():
+        buckets = list(bucketed_tree_forward(big.model.base_model, list(zip(ids, conts)), None, big.pad_id, "cpu"))
+    assert len(buckets) > 1
+    for cached in (False, True):
+        got = big.score(prompts, steps, params)
+        for prompt, group, values in zip(prompts, steps, got):
+            np.testing.assert_allclose(values, [unpacked_score(big, prompt, s, params) for s in group],
+                                       atol=1e-5, rtol=1e-5)
+        if not cached:
+            hits = lookup_all([(p, []) for p in ids], big.prefix_cache)
+            assert [c for c, _, _ in hits] == [len(p) - 1 for p in ids]  # every prompt's KV was kept
+
+
+def test_prm_in_size_buckets_equals_full_recomputation(prm):
+    """One problem with a single candidate, one with many: separate buckets, same rewards."""
+    from gsi.toy.task import generate_problems
+    from gsi.toy.prm_data import wrong_steps
+
+    problems = generate_problems(3, seed=9, heldout=True)
+    questions = [p.prompt for p in problems]
+    calls = []
+    hook = prm.model.model.register_forward_hook(lambda m, args, kwargs, out: calls.append(kwargs["input_ids"].shape),
+                                                  with_kwargs=True)
+    try:
+        for depth in range(2):
+            previous = [p.solution_steps()[:depth] for p in problems]
+            candidates = [[problems[0].solution_steps()[depth]],
+                          [problems[1].solution_steps()[depth], *wrong_steps(problems[1], depth)[:12]],
+                          [problems[2].solution_steps()[depth]]]
+            calls.clear()
+            got = prm.score(questions, previous, candidates)
+            assert len(calls) > 1
+            for q, prev, cands, values in zip(questions, previous, candidates, got):
+                full = prm.step_probabilities([prm.encode(q, list(prev) + [c]) for c in cands])
+                np.testing.assert_allclose(values, [p.min() for p in full], atol=1e-5)
+    finally:
+        hook.remove()

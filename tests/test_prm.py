@@ -188,6 +188,30 @@ def test_step_tag_family_chat_format_reads_where_each_assistant_turn_starts():
     assert np.all(np.isfinite(judge.score([Q], [[]], [STEPS])[0]))
 
 
+@pytest.mark.parametrize("format", ["step_tag", "chat"])
+def test_step_tag_family_packed_with_cached_prefixes_equals_full_recomputation(format):
+    """Step by step, each call extending the previous one's prefixes: the packed, cached
+    scores are the full recomputation's; some prefixes come from the cache."""
+    from gsi.toy.prm_data import wrong_steps
+
+    kw = {}
+    if format == "chat":
+        kw = dict(chat_template="{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n\n{% endfor %}"
+                                "{% if add_generation_prompt %}assistant: {% endif %}",
+                  positive="+", negative="-", question_sep=" ")
+    judge = _toy_judge(format=format, aggregation="min", **kw)
+    problems = generate_problems(3, seed=8, heldout=True)
+    questions = [p.prompt for p in problems]
+    for depth in range(3):
+        previous = [p.solution_steps()[:depth] for p in problems]
+        candidates = [[p.solution_steps()[depth], *wrong_steps(p, depth)[: 1 + 3 * k]] for k, p in enumerate(problems)]
+        got = judge.score(questions, previous, candidates)
+        for q, prev, cands, values in zip(questions, previous, candidates, got):
+            full = judge.step_probabilities([judge.encode(q, list(prev) + [c]) for c in cands])
+            np.testing.assert_allclose(values, [f.min() for f in full], atol=1e-5)
+    assert judge.prefix_cache.hits >= 3 and len(judge.prefix_cache) <= 3
+
+
 def test_step_tag_family_rejects_multi_token_labels():
     with pytest.raises(ValueError, match="reward.positive='ab' is 2 tokens"):
         _toy_judge(positive="ab")

@@ -13,7 +13,14 @@ import numpy as np
 
 from gsi.backends.base import TokenizedPrompts, copies
 from gsi.backends.law import STEP_SEPARATOR, sampling_logprobs, separator_tokens
-from gsi.engines.hf_tree import additive_mask, store_prefixes, token_logprobs, tree_forward
+from gsi.engines.hf_tree import (
+    additive_mask,
+    bucketed_tree_forward,
+    prefix_items,
+    store_prefixes,
+    token_logprobs,
+    tree_forward,
+)
 from gsi.engines.prefix_cache import PrefixCache
 from gsi.groups import split_by_problem
 from gsi.types import SamplingParams, StepSample
@@ -189,8 +196,9 @@ class HFBackend(TokenizedPrompts):
         """``log pi(step | prompt)`` for every given step.
 
         One row per prompt: its KV is computed (or reused) once, its steps are packed
-        after it (:func:`gsi.engines.hf_tree.tree_forward`), and logits are computed in
-        chunks at the positions that predict a step token only.
+        after it (:func:`gsi.engines.hf_tree.tree_forward`; rows of similar size run
+        together), and logits are computed in chunks at the positions that predict a step
+        token only.
         """
         import torch
 
@@ -201,25 +209,33 @@ class HFBackend(TokenizedPrompts):
         conts = [[self._encode_step(step) for step in steps[i]] for i in keep]
         width = max(len(c) for group in conts for c in group)
         prompt_ids = self._encode_prompts([prompts[i] for i in keep], width)
-        rows, cols, targets, owner = [], [], [], []
+        first = np.cumsum([0] + [len(group) for group in conts])  # each prompt's first step
+        hidden, targets, owner, items = [], [], [], [None] * len(conts)
         with torch.inference_mode():
-            batch = self._prefill(prompt_ids, [[c[:-1] for c in group] for group in conts])
-            r = 0
-            for b, group in enumerate(conts):
-                end = batch.prefix_end(b, len(prompt_ids[b]))
-                for j, c in enumerate(group):
-                    if not c:
-                        r += 1
-                        continue
-                    # the prompt's last token predicts c[0], c[t] predicts c[t + 1]
-                    cols += [end] + [batch.starts[b][j] + t for t in range(len(c) - 1)]
-                    rows += [b] * len(c)
-                    targets += c
-                    owner += [r] * len(c)
-                    r += 1
-            totals = torch.zeros(r, dtype=torch.float64, device=self.device)
+            groups = [(ids, [c[:-1] for c in group]) for ids, group in zip(prompt_ids, conts)]
+            for members, batch in bucketed_tree_forward(self.model.base_model, groups, self.prefix_cache,
+                                                        self.pad_id, self.device):
+                rows, cols = [], []
+                for b, i in enumerate(members):
+                    end = batch.prefix_end(b, len(prompt_ids[i]))
+                    for j, c in enumerate(conts[i]):
+                        if not c:
+                            continue
+                        # the prompt's last token predicts c[0], c[t] predicts c[t + 1]
+                        cols += [end] + [batch.starts[b][j] + t for t in range(len(c) - 1)]
+                        rows += [b] * len(c)
+                        targets += c
+                        owner += [first[i] + j] * len(c)
+                hidden.append(batch.hidden[torch.tensor(rows, dtype=torch.long, device=self.device),
+                                           torch.tensor(cols, dtype=torch.long, device=self.device)])
+                if self.prefix_cache.max_entries > 0:
+                    for i, item in zip(members, prefix_items([prompt_ids[i] for i in members], batch)):
+                        items[i] = item
+            if self.prefix_cache.max_entries > 0:
+                self.prefix_cache.store_all(items)  # all rows together: the cache holds every live problem
+            totals = torch.zeros(int(first[-1]), dtype=torch.float64, device=self.device)
             if targets:
-                hidden = batch.hidden[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)]
+                hidden = torch.cat(hidden)
                 lp = token_logprobs(
                     self._head, hidden, torch.tensor(targets, device=self.device),
                     lambda logits: sampling_logprobs(logits, params.temperature, params.top_p),

@@ -170,6 +170,7 @@ class StepTagLMPRMConfig(RewardConfig):
     batch_size: int = 64
     max_length: Optional[int] = None
     num_threads: Optional[int] = None
+    prefix_cache: int = 512  # partial solutions whose KV is kept for the next step (0 = off)
 
 
 @dataclass

@@ -16,7 +16,7 @@ it needs (:func:`gather`), in chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from gsi.engines.prefix_cache import PrefixCache
 
@@ -47,22 +47,32 @@ def additive_mask(allowed, dtype):
     )
 
 
+Groups = Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]]
+
+
+def lookup_all(groups: Groups, prefix_cache: PrefixCache | None) -> list[tuple[int, Any, Any]]:
+    """Each group's prefix looked up in ``prefix_cache``: (cached length, KV, extra)."""
+    return [prefix_cache.lookup(p) if prefix_cache is not None else (0, None, None) for p, _ in groups]
+
+
 def tree_forward(
     body,
-    groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
+    groups: Groups,
     prefix_cache: PrefixCache | None,
     pad_id: int,
     device: str,
+    hits: Sequence[tuple[int, Any, Any]] | None = None,
 ) -> TreeBatch:
     """Run ``groups`` = [(prefix ids, [continuation ids, ...]), ...] through ``body``
-    (a transformers base model: ``model.base_model``), reusing cached prefix KV.
+    (a transformers base model: ``model.base_model``), reusing cached prefix KV
+    (``hits``: the groups' :func:`lookup_all`, done here when not given).
 
     Every prefix needs at least one token; continuations may be empty.
     """
     import torch
     from transformers import DynamicCache
 
-    hits = [prefix_cache.lookup(p) if prefix_cache is not None else (0, None, None) for p, _ in groups]
+    hits = lookup_all(groups, prefix_cache) if hits is None else list(hits)
     rows = len(groups)
     known = max((c for c, _, _ in hits), default=0)
     news, segs, pos, starts = [], [], [], []
@@ -119,13 +129,55 @@ def tree_forward(
                      [e for _, _, e in hits], starts, known)
 
 
+def size_buckets(widths: Sequence[int], known: Sequence[int], per_token: float, slack: float = 1.3) -> list[list[int]]:
+    """Row indices in buckets of similar size, to run as separate :func:`tree_forward`
+    calls: a bucket of rows padded to ``W`` new tokens over ``K`` cached ones costs about
+    ``rows * W * (per_token + K + W)`` (``per_token``: a token's dense-layer work in units of
+    attention to one key), kept within ``slack`` times what its rows cost unpadded."""
+    order = sorted(range(len(widths)), key=lambda r: (widths[r], known[r]))
+    buckets: list[list[int]] = []
+    own = width = keys = 0.0
+    for r in order:
+        cost = widths[r] * (per_token + known[r] + widths[r])
+        w, k = max(width, widths[r]), max(keys, known[r])
+        if buckets and (len(buckets[-1]) + 1) * w * (per_token + k + w) <= slack * (own + cost):
+            buckets[-1].append(r)
+            own, width, keys = own + cost, w, k
+        else:
+            buckets.append([r])
+            own, width, keys = cost, widths[r], known[r]
+    return buckets
+
+
+def per_token_cost(config) -> float:
+    """A token's dense-layer work per layer in units of its attention to one key:
+    ``(4 h^2 + 3 h I) / 2h`` for a transformer of hidden size h and MLP width I."""
+    hidden = getattr(config, "hidden_size", 1)
+    return 2.0 * hidden + 1.5 * getattr(config, "intermediate_size", 4 * hidden)
+
+
+def bucketed_tree_forward(body, groups: Groups, prefix_cache: PrefixCache | None, pad_id: int,
+                          device: str) -> Iterator[tuple[list[int], TreeBatch]]:
+    """:func:`tree_forward` of ``groups`` in :func:`size_buckets` (a row of 11 new tokens is
+    not padded to the 200 of another): ``(indices into groups, batch)`` per bucket, one
+    bucket at a time (every prefix is looked up before the first runs)."""
+    hits = lookup_all(groups, prefix_cache)
+    widths = [len(p) - c + sum(len(x) for x in conts) for (p, conts), (c, _, _) in zip(groups, hits)]
+    for rows in size_buckets(widths, [c for c, _, _ in hits], per_token_cost(body.config)):
+        yield rows, tree_forward(body, [groups[r] for r in rows], None, pad_id, device, [hits[r] for r in rows])
+
+
 def prefix_items(prefixes: Sequence[Sequence[int]], batch: TreeBatch, extras: Sequence[Any] | None = None) -> list:
     """``(ids, kv, extra)`` of each row's prefix, for :meth:`PrefixCache.store_all`
     (``extras[b]``: per-token outputs of the whole prefix)."""
+    import torch
+
     items = []
     for b, prefix in enumerate(prefixes):
-        keep = batch.key_valid[b]
-        kv = [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in batch.cache.layers]
+        # the prefix's keys are contiguous: cached ones end at ``known``, new ones start there
+        lo, hi = batch.known - batch.cached[b], batch.known + len(prefix) - batch.cached[b]
+        kv = [tuple(t[b, :, lo:hi].clone(memory_format=torch.contiguous_format) for t in (layer.keys, layer.values))
+              for layer in batch.cache.layers]
         items.append((prefix, kv, None if extras is None else extras[b]))
     return items
 

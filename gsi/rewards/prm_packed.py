@@ -1,4 +1,4 @@
-"""The transformers PRM's scoring with a shared, cached prefix per problem.
+"""The transformers PRMs' scoring with a shared, cached prefix per problem.
 
 A problem's candidates differ only after the steps chosen so far, so the PRM input of
 ``previous + [candidate]`` is one shared prefix (the conversation up to the candidate)
@@ -56,58 +56,78 @@ def shared_prefix(seqs: Sequence[Sequence[int]], stop_id: int) -> int:
 
 
 def packed_rewards(prm, questions, previous, candidates) -> list[np.ndarray]:
-    """``ProcessReward.score`` of an :class:`~gsi.rewards.prm.HFQwenPRM`, packed."""
-    owners = [i for i, cands in enumerate(candidates) for _ in cands]
+    """``ProcessReward.score`` of an :class:`~gsi.rewards.prm.HFQwenPRM`, packed: judged
+    at its step tags, by the positive class of its 2-class head."""
+    import torch
+
+    tag = prm.step_tag_id
     encoded = [e for q, prev, cands in zip(questions, previous, candidates) for e in encode_group(prm, q, prev, cands)]
-    groups: dict[int, list[tuple[int, ...]]] = {}
-    for i, e in zip(owners, encoded):
-        if e is not None and tuple(e) not in groups.setdefault(i, []):
-            groups[i].append(tuple(e))  # identical inputs are scored once
+    items = [None if e is None else (tuple(e), tuple(k for k, t in enumerate(e) if t == tag)) for e in encoded]
+    return score_packed(prm, items, candidates, prm.model.model,
+                        lambda hidden: torch.softmax(prm.model.score(hidden).float(), dim=-1)[..., 1],
+                        lambda seqs: shared_prefix([ids for ids, _ in seqs], tag))
+
+
+def score_packed(prm, items, candidates, body, token_probs, cut) -> list[np.ndarray]:
+    """Rewards of judged inputs ``items`` (per candidate, problem by problem: ``(token ids,
+    indices of the tokens judging each step)`` or None -> NaN), run through ``body`` (the
+    PRM's base model) packed per problem; ``token_probs(hidden)`` gives every position's
+    probability, ``cut(items of a problem)`` the length of the prefix they share. ``prm``
+    brings ``batch_size``, ``prefix_cache`` (its extras: the prefix's per-token
+    probabilities), ``pad_id``, ``device`` and ``aggregation``."""
+    owners = [i for i, cands in enumerate(candidates) for _ in cands]
+    groups: dict[int, list[tuple]] = {}
+    for i, e in zip(owners, items):
+        if e is not None and e not in groups.setdefault(i, []):
+            groups[i].append(e)  # identical inputs are scored once
     groups = {i: g for i, g in groups.items() if g}
-    probs: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
-    order = sorted(groups, key=lambda i: sum(len(s) for s in groups[i]))
+    probs: dict[tuple[int, tuple], np.ndarray] = {}
+    order = sorted(groups, key=lambda i: sum(len(ids) for ids, _ in groups[i]))
     chunk: list[int] = []
     store: list = []  # one store for the whole call: the cache holds every live problem
     for i in order:
         if chunk and sum(len(groups[k]) for k in chunk) + len(groups[i]) > prm.batch_size:
-            store += _run(prm, chunk, groups, probs)
+            store += _run(prm, chunk, groups, probs, body, token_probs, cut)
             chunk = []
         chunk.append(i)
     if chunk:
-        store += _run(prm, chunk, groups, probs)
+        store += _run(prm, chunk, groups, probs, body, token_probs, cut)
     if prm.prefix_cache.max_entries > 0:
         prm.prefix_cache.store_all(store)
-    values = np.full(len(encoded), np.nan)
-    for k, (i, e) in enumerate(zip(owners, encoded)):
+    values = np.full(len(items), np.nan)
+    for k, (i, e) in enumerate(zip(owners, items)):
         if e is not None:
-            values[k] = aggregate(probs[(i, tuple(e))], prm.aggregation)
+            values[k] = aggregate(probs[(i, e)], prm.aggregation)
     return split_by_problem(values, candidates)
 
 
-def _run(prm, problems: list[int], groups: dict, probs: dict) -> list:
-    """Step probabilities of every input of ``problems``, one packed row per problem, into
-    ``probs``; returns the prefixes to cache."""
+def _run(prm, problems: list[int], groups: dict, probs: dict, body, token_probs, cut) -> list:
+    """Step probabilities of every input of ``problems``, one packed row per problem (rows
+    of similar size together), into ``probs``; returns the prefixes to cache."""
     import torch
 
-    from gsi.engines.hf_tree import prefix_items, tree_forward
+    from gsi.engines.hf_tree import bucketed_tree_forward, prefix_items
 
-    tag = prm.step_tag_id
     prefixes, conts = [], []
     for i in problems:
-        cut = shared_prefix(groups[i], tag)
-        prefixes.append(list(groups[i][0][:cut]))
-        conts.append([list(s[cut:]) for s in groups[i]])
+        at = cut(groups[i])
+        prefixes.append(list(groups[i][0][0][:at]))
+        conts.append([list(ids[at:]) for ids, _ in groups[i]])
+    store = []
     with torch.inference_mode():
-        batch = tree_forward(prm.model.model, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id, prm.device)
-        positive = torch.softmax(prm.model.score(batch.hidden).float(), dim=-1)[..., 1].double().cpu()
-    extras = []
-    for b, (i, prefix) in enumerate(zip(problems, prefixes)):
-        c = batch.cached[b]
-        cached = batch.extras[b] if c else torch.zeros(0, dtype=torch.float64)
-        on_prefix = torch.cat([cached, positive[b, : len(prefix) - c]])  # per-token, whole prefix
-        extras.append(on_prefix)
-        for j, seq in enumerate(groups[i]):
-            start = batch.starts[b][j]
-            per_token = torch.cat([on_prefix, positive[b, start : start + len(seq) - len(prefix)]]).numpy()
-            probs[(i, seq)] = per_token[np.asarray(seq) == tag]
-    return prefix_items(prefixes, batch, extras) if prm.prefix_cache.max_entries > 0 else []
+        for members, batch in bucketed_tree_forward(body, list(zip(prefixes, conts)), prm.prefix_cache, prm.pad_id,
+                                                    prm.device):
+            positive = token_probs(batch.hidden).double().cpu()
+            extras = []
+            for b, k in enumerate(members):
+                i, prefix, c = problems[k], prefixes[k], batch.cached[b]
+                cached = batch.extras[b] if c else torch.zeros(0, dtype=torch.float64)
+                on_prefix = torch.cat([cached, positive[b, : len(prefix) - c]])  # per-token, whole prefix
+                extras.append(on_prefix)
+                for j, (ids, points) in enumerate(groups[i]):
+                    start = batch.starts[b][j]
+                    per_token = torch.cat([on_prefix, positive[b, start : start + len(ids) - len(prefix)]]).numpy()
+                    probs[(i, (ids, points))] = per_token[list(points)]
+            if prm.prefix_cache.max_entries > 0:
+                store += prefix_items([prefixes[k] for k in members], batch, extras)
+    return store

@@ -49,8 +49,10 @@ class StepTagLMPRM:
         batch_size: int = 64,
         max_length: int | None = None,
         num_threads: int | None = None,
+        prefix_cache: int = 512,
     ) -> None:
         from gsi.engines.hf import load
+        from gsi.engines.prefix_cache import PrefixCache
 
         if format not in FORMATS:
             raise ConfigError(f"reward.format={format!r} is not allowed: choose one of {', '.join(FORMATS)}")
@@ -73,6 +75,7 @@ class StepTagLMPRM:
                              "set reward.chat_template")
         self.label_ids = [self._single_token(positive, "positive"), self._single_token(negative, "negative")]
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.prefix_cache = PrefixCache(prefix_cache)
 
     def _single_token(self, text: str, key: str) -> int:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -146,4 +149,50 @@ class StepTagLMPRM:
         previous: Sequence[Sequence[str]],
         candidates: Sequence[Sequence[str]],
     ) -> list[np.ndarray]:
-        return score_candidates(self, questions, previous, candidates)
+        """Packed like :class:`~gsi.rewards.prm.HFQwenPRM` (:mod:`gsi.rewards.prm_packed`):
+        a problem's shared prefix runs once (its KV reused from the previous step when
+        cached), its candidates' own tokens after it; equal to :meth:`step_probabilities`
+        on the full inputs up to float rounding. A model whose logits are not its LM head's
+        output (soft-capped or scaled) is scored by full recomputation."""
+        if not self._packable():
+            return score_candidates(self, questions, previous, candidates)
+        from gsi.rewards.prm_packed import score_packed
+
+        items = []
+        for question, prev, cands in zip(questions, previous, candidates):
+            for c in cands:
+                e = self.encode(question, list(prev) + [c])
+                items.append(None if e is None else (tuple(e[0]), tuple(e[1])))
+        return score_packed(self, items, candidates, self.model.base_model, self._pair_probabilities, judged_prefix)
+
+    def _packable(self) -> bool:
+        import torch
+
+        config = self.model.config
+        return (isinstance(self.model.get_output_embeddings(), torch.nn.Linear)
+                and not getattr(config, "final_logit_softcapping", None)
+                and getattr(config, "logit_scale", None) in (None, 1.0)
+                and getattr(config, "logits_scaling", None) in (None, 1.0))
+
+    def _pair_probabilities(self, hidden):
+        """P(positive) vs P(negative) at every position, from the two label rows of the
+        LM head only (never the full vocabulary)."""
+        import torch
+
+        head = self.model.get_output_embeddings()
+        bias = None if head.bias is None else head.bias[self.label_ids]
+        logits = torch.nn.functional.linear(hidden, head.weight[self.label_ids], bias)
+        return logits.float().log_softmax(-1)[..., 0].exp()
+
+
+def judged_prefix(items: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> int:
+    """Length of the prefix a problem's inputs share, cut after the last judged token
+    before each one's own step (the steps chosen so far, which the next step's inputs
+    start with); the common part when no earlier step is judged."""
+    first = np.asarray(items[0][0])
+    n = min(points[-1] if points else len(ids) for ids, points in items)  # each one's own step judged after
+    for ids, _ in items[1:]:
+        differ = np.nonzero(np.asarray(ids[:n]) != first[:n])[0]
+        n = int(differ[0]) if len(differ) else n
+    done = [t for t in items[0][1] if t < n]
+    return done[-1] + 1 if done else max(n, 1)
