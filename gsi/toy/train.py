@@ -5,8 +5,8 @@
 
 The committed weights under ``gsi/toy/assets/`` were produced by this script with its
 defaults; ``train_meta.json`` beside each model records the settings and final loss.
-The two differ in depth (2 vs 4 layers) and width, about 4-5x in FLOPs per token like
-Qwen2.5-Math 1.5B vs 7B; both learn from the same mixture of the default world and
+The two differ in depth (2 vs 4 layers) and width, 6.3x in FLOPs per token (Qwen2.5-Math
+1.5B vs 7B: about 5x); both learn from the same mixture of the default world and
 its easy variant (:func:`gsi.toy.task.training_problem`).
 """
 
