@@ -6,9 +6,9 @@ and a long (about 400 tokens: solved examples before the problem) prefix: the sm
 model's sampling (``sample``), the big model's scoring of those candidates (``score``)
 and the PRM's (``prm``). On vLLM the scoring and PRM rows are measured twice in the same
 process, with the prefix cache (``variant: "cached"``, today's default) and without it
-(``variant: "uncached"``: ``read_prefix_cache: false`` and the STEP-pooling PRM, the code
-before), and the numbers of the two are checked equal. Each time is the fastest of
-``repeats``. The toy LMs were trained on 256 positions; the long prefix runs them past that
+(``variant: "uncached"``: ``read_prefix_cache: false``, ``temperature_in_logits: false``
+and the STEP-pooling PRM, the code before), and the numbers of the two are checked equal.
+Each time is the fastest of ``repeats``. The toy LMs were trained on 256 positions; the long prefix runs them past that
 (RoPE extrapolates), which changes nothing about the cost being measured.
 """
 
@@ -96,9 +96,10 @@ def measure(backend: str, repeats: int = 2) -> list[dict]:
         seconds, rewards = _fastest(lambda: prm.score(questions, previous, texts), repeats)
         record("prm", "cached", tokens, seconds)
         # the code before (no cache read, STEP pooling), in the same process
-        big.read_prefix_cache = False
-        seconds, before = _fastest(lambda: big.score(prompts, steps, params), repeats)
-        big.read_prefix_cache = True
+        from analysis.benchmark import code_before
+
+        with code_before(big):
+            seconds, before = _fastest(lambda: big.score(prompts, steps, params), repeats)
         record("score", "uncached", tokens, seconds)
         _check_equal(scores, before, "score")
         seconds, before = _fastest(lambda: prm_before.score(questions, previous, texts), repeats)

@@ -44,6 +44,7 @@ def test_cuda_vllm_agrees_with_transformers(prompts, temperature, top_p):
     from gsi.backends.vllm_backend import VLLMBackend
 
     v = VLLMBackend(toy_model_path("big"), dtype="float32", max_model_len=256, gpu_memory_utilization=0.2)
+    assert v.temperature_in_logits, "the worker extension did not reach the CUDA model's logits"
     h = HFBackend(toy_model_path("big"), device="cuda")
     params = SamplingParams(temperature, top_p, 16)
     steps = v.sample(prompts, 8, list(range(len(prompts))), params)
@@ -67,6 +68,7 @@ def test_v2_runner_scoring_reads_the_prefix_cache_exactly(temperature, top_p, mo
     v = VLLMBackend(toy_model_path("big"), dtype="float32", max_model_len=256, gpu_memory_utilization=0.2,
                     env={"VLLM_USE_V2_MODEL_RUNNER": "1"})
     assert v.computed_rows_only, "VLLM_USE_V2_MODEL_RUNNER=1 did not give the V2 runner"
+    assert v.temperature_in_logits, "the worker extension did not reach the V2 runner's logits"
     h = HFBackend(toy_model_path("big"), device="cuda")
     params = SamplingParams(temperature, top_p, 16)
     prompts = long_prompts(12, 3)

