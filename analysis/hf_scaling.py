@@ -6,7 +6,8 @@ For prefixes of about 30 and 400 tokens, ``problems`` x ``candidates``: the time
 step's call (``role``: ``sample`` = the small model drawing the candidates, ``score`` =
 the big model scoring them, ``prm`` = the toy PRM judging them), each made as in the
 loop, right after the previous step's call at the same prefix minus its last step, so
-the prefix caches hold what they would hold in a run. Also the peak memory of big-model
+the prefix caches hold what they would hold in a run. The candidates scored are the same
+at both lengths (drawn at the short prefix). Also the peak memory of big-model
 scoring at 64 problems x 16 candidates, each size in a fresh process. Records have the
 shape of ``benchmark.json``'s ``scaling`` list (``analysis.benchmark`` can include them
 with :func:`scaling_records`). Toy models: their position limit (256) is their training
@@ -70,12 +71,14 @@ def scaling_records(prefix_tokens=(30, 400), problems: int = 16, candidates: int
 
     small, big, prm = _models()
     params = SamplingParams(0.7, 1.0, 16)
-    out = []
+    out, cands = [], None
     for target in prefix_tokens:
         questions, previous, prefixes = _inputs(target, problems, big.tokenizer)
         earlier = [q + "".join(prev[:-1]) for q, prev in zip(questions, previous)]
         seeds = list(range(problems))
-        cands = small.sample(prefixes, candidates, seeds, params)
+        # the same candidate steps at every prefix length (drawn at the first), so the
+        # times differ by the prefix alone, not by how many distinct or how long they are
+        cands = cands or small.sample(prefixes, candidates, seeds, params)
         texts = [[c.text for c in g] for g in cands]
         calls = {
             "sample": (small, lambda: small.sample(earlier, candidates, seeds, params),
