@@ -77,6 +77,10 @@ def run_case(backend: str, overrides: list[str], components: dict, part: str = "
                              lambda r: rows.append(r.to_json()))
         wall = time.perf_counter() - start
     m = compute_metrics(rows, stats, wall, len(problems))
+    if m["num_errors"]:
+        first = next(r for r in rows if r["stop_reason"] == "error")
+        raise RuntimeError(f"{m['num_errors']} of {len(problems)} problems failed ({first.get('error')}) with "
+                           f"{' '.join(overrides)}: timings of failed problems mean nothing")
     steps = max(stats.steps, 1)
     return {
         "part": part,

