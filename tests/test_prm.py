@@ -325,3 +325,41 @@ def test_the_prm_backbone_starts_as_the_big_lm(tmp_path):
     merged = next(i for t, i in tok.get_vocab().items() if len(tok.decode([i])) == 4 and tok.decode([i]).isalpha())
     chars = [lm_tok.get_vocab()[c] for c in tok.decode([merged])]
     assert torch.allclose(prm.model.embed_tokens.weight[merged], lm.model.embed_tokens.weight[chars].mean(0))
+
+
+def test_the_character_level_prm_tokenizer_reads_question_and_steps_as_the_toy_lm_does(tmp_path):
+    """``build_prm_tokenizer(chars=True)``: every character of the question and the steps
+    is one token, as for the toy LMs; the step tag and ``\\boxed`` are single tokens."""
+    from transformers import AutoTokenizer
+
+    from gsi.toy.prm_tokenizer import build_prm_tokenizer
+
+    build_prm_tokenizer(tmp_path, chars=True)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    p = parse_prompt(Q)
+    text = tok.apply_chat_template(qwen_prm_messages(Q, p.solution_steps()), tokenize=False)
+    pieces = [tok.decode([i]) for i in tok.encode(text, add_special_tokens=False)]
+    question = pieces.index("user") + 2
+    assert "".join(pieces[question : question + len(Q.strip())]) == Q.strip()
+    answer = pieces[pieces.index("assistant") + 2 : -2]
+    assert answer.count(QWEN_STEP_TAG) == len(p.solution_steps()) and "\\boxed" in answer
+    assert all(len(t) == 1 for t in answer if t not in (QWEN_STEP_TAG, "\\boxed"))
+
+
+def test_the_probe_copies_the_big_lm_onto_the_character_level_prm_tokenizer(tmp_path):
+    """On characters both read alike, the probe's copy of the big LM predicts as the LM does."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gsi.toy.prm_probe import lm_in_prm_format
+    from gsi.toy.prm_tokenizer import build_prm_tokenizer
+
+    build_prm_tokenizer(tmp_path, chars=True)
+    tok, lm_tok = AutoTokenizer.from_pretrained(tmp_path), AutoTokenizer.from_pretrained(ASSETS / "big")
+    copy, lm = lm_in_prm_format(tok).eval(), AutoModelForCausalLM.from_pretrained(ASSETS / "big").eval()
+    text = "47+8=55*6=330-9=321"
+    ids, lm_ids = tok.encode(text, add_special_tokens=False), lm_tok.encode(text, add_special_tokens=False)
+    with torch.inference_mode():
+        a = copy(input_ids=torch.tensor([ids])).logits[0][:, ids]
+        b = lm(input_ids=torch.tensor([lm_ids])).logits[0][:, lm_ids]
+    assert torch.allclose(a, b, atol=1e-4)

@@ -81,11 +81,35 @@ def train_vocabulary(vocab_size: int = VOCAB_SIZE) -> tuple[dict[str, int], list
     return state["vocab"], [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
 
 
-def build_prm_tokenizer(directory: Path) -> None:
-    """Write the tokenizer files into ``directory``."""
+# Whole words merged by the character-level vocabulary: the chat roles and ``\\boxed``.
+WORDS = ("system", "user", "assistant", "\\boxed")
+
+
+def char_vocabulary(words=WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Every byte its own token (as the toy LMs read text: one character a token), plus
+    one token for each of ``words``, merged left to right (its prefixes become tokens
+    too; none of them occurs in a toy question or answer but inside ``\\boxed``). For
+    models started from a toy LM: the question and the steps are the LM's characters."""
+    from tokenizers import pre_tokenizers
+
+    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    merges = []
+    for word in words:
+        for k in range(2, len(word) + 1):
+            if word[:k] not in vocab:
+                merges.append((word[: k - 1], word[k - 1]))
+                vocab[word[:k]] = len(vocab)
+    return vocab, merges
+
+
+def build_prm_tokenizer(directory: Path, chars: bool = False) -> None:
+    """Write the tokenizer files into ``directory``: a BPE vocabulary learnt from toy
+    text (the committed PRM's) or, with ``chars``, :func:`char_vocabulary`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    vocab, merges = train_vocabulary()
+    vocab, merges = char_vocabulary() if chars else train_vocabulary()
     tok = _pipeline(vocab, merges)
     tok.save(str(directory / "tokenizer.json"))
     (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, sort_keys=True) + "\n")
