@@ -269,8 +269,9 @@ class VLLMBackend(TokenizedPrompts):
             skip_reading_prefix_cache=not read_cache,
         )
         outs = self.llm.generate([requests[j] for j in todo], sp, use_tqdm=False)
-        # the last call's rows are reused only under the same law (engine scale, temperature, top-p)
-        law = (self.logit_scale, params.temperature, params.top_p, raw)
+        # the last call's rows are reused only under the same law (engine scale, temperature,
+        # top-p) read the same way (raw numbers, or rebuilt from k tokens a row)
+        law = (self.logit_scale, params.temperature, params.top_p, raw, k)
         memo, redo = RowMemo(self._rows_before[1] if self._rows_before[0] == law else None), []
         for j, o in zip(todo, outs):
             start, cont = spans[j]
