@@ -15,6 +15,7 @@ that itself contains the tag) or that does not fit ``max_length`` scores NaN.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ from gsi.rewards.prm_format import (
     QWEN_MATH_SYSTEM,
     QWEN_STEP_TAG,
     check_aggregation,
+    encode_group,
     render_qwen_prm,
     score_candidates,
 )
@@ -85,7 +87,7 @@ class _QwenPRMBase:
         previous: Sequence[Sequence[str]],
         candidates: Sequence[Sequence[str]],
     ) -> list[np.ndarray]:
-        return score_candidates(self, questions, previous, candidates)
+        return score_candidates(self, questions, previous, candidates, partial(encode_group, self))
 
 
 class HFQwenPRM(_QwenPRMBase):

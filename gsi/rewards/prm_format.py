@@ -60,18 +60,47 @@ def render_qwen_prm(tokenizer, question: str, steps: Sequence[str], system: str 
     )
 
 
-def solutions(previous: Sequence[Sequence[str]], candidates: Sequence[Sequence[str]]) -> list[list[str]]:
-    """Every partial solution to judge, problem by problem: ``previous[i] + [c]``."""
-    return [list(prev) + [c] for prev, cands in zip(previous, candidates) for c in cands]
+def _splitters(tokenizer) -> list[str]:
+    """Added tokens at which the tokenizer cuts its input before anything else (matched
+    verbatim, taking no whitespace with them): the text after one tokenizes on its own."""
+    return [t.content for t in tokenizer.added_tokens_decoder.values()
+            if not (t.normalized or t.lstrip or t.rstrip or t.single_word)]
 
 
-def score_candidates(prm, questions, previous, candidates) -> list[np.ndarray]:
+def encode_group(prm, question: str, previous: Sequence[str], candidates: Sequence[str]) -> list[list[int] | None]:
+    """``prm.encode(question, previous + [c])`` for every candidate, tokenizing the text
+    they share once: up to the last added token before the candidate's step (the last step
+    tag of ``previous``, or the chat template's turn token), where the tokenizer splits its
+    input, so the rest tokenizes on its own. A candidate whose text does not start with
+    that head is tokenized whole."""
+    done = "".join(s.strip() + QWEN_STEP_TAG for s in previous)
+    splitters = _splitters(prm.tokenizer)
+    head, head_ids, out = None, [], []
+    for c in candidates:
+        text = render_qwen_prm(prm.tokenizer, question, list(previous) + [c], prm.system_prompt)
+        if head is None:
+            at = text.rfind(done + c.strip() + QWEN_STEP_TAG)
+            shared = text[: at + len(done)] if at >= 0 else ""
+            cut = max((shared.rfind(s) + len(s) for s in splitters if s in shared), default=0)
+            head = shared[:cut]
+            head_ids = prm.tokenizer.encode(head, add_special_tokens=False) if head else []
+        if head and text.startswith(head):
+            ids = head_ids + prm.tokenizer.encode(text[len(head):], add_special_tokens=False)
+        else:
+            ids = prm.tokenizer.encode(text, add_special_tokens=False)
+        out.append(prm.checked(ids, len(previous) + 1))
+    return out
+
+
+def score_candidates(prm, questions, previous, candidates, encode_many=None) -> list[np.ndarray]:
     """The ``ProcessReward.score`` of a step-judging PRM: every candidate of every problem
     as the last step of its partial solution, in one batch. ``prm.encode(question, steps)``
-    gives its input (None: cannot be scored, e.g. too long -> NaN) and
-    ``prm.step_probabilities`` the positive-class probability of each step."""
-    owners = [i for i, cands in enumerate(candidates) for _ in cands]
-    encoded = [prm.encode(questions[i], sol) for i, sol in zip(owners, solutions(previous, candidates))]
+    gives its input (None: cannot be scored, e.g. too long -> NaN), or
+    ``encode_many(question, previous, candidates)`` a problem's inputs at once (for the
+    Qwen format: :func:`encode_group`); ``prm.step_probabilities`` the positive-class
+    probability of each step."""
+    encode_many = encode_many or (lambda q, prev, cands: [prm.encode(q, list(prev) + [c]) for c in cands])
+    encoded = [e for q, prev, cands in zip(questions, previous, candidates) for e in encode_many(q, prev, cands)]
     todo = [k for k, e in enumerate(encoded) if e is not None]
     probs = prm.step_probabilities([encoded[k] for k in todo]) if todo else []
     values = np.full(len(encoded), np.nan)

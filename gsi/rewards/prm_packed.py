@@ -16,29 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from gsi.groups import split_by_problem
-from gsi.rewards.prm_format import QWEN_STEP_TAG, aggregate, render_qwen_prm
-
-
-def encode_group(prm, question: str, previous: Sequence[str], candidates: Sequence[str]) -> list[list[int] | None]:
-    """``prm.encode(question, previous + [c])`` for every candidate, tokenizing the text
-    they share once: it ends with the last step tag of ``previous``, an added token at
-    which the tokenizer splits its input, so the rest tokenizes on its own."""
-    if not previous or prm.step_tag_id not in prm.tokenizer.added_tokens_decoder:
-        return [prm.encode(question, list(previous) + [c]) for c in candidates]
-    done = "".join(s.strip() + QWEN_STEP_TAG for s in previous)
-    head, head_ids, out = None, [], []
-    for c in candidates:
-        text = render_qwen_prm(prm.tokenizer, question, list(previous) + [c], prm.system_prompt)
-        if head is None:
-            at = text.rfind(done + c.strip() + QWEN_STEP_TAG)
-            head = text[: at + len(done)] if at >= 0 else ""
-            head_ids = prm.tokenizer.encode(head, add_special_tokens=False) if head else []
-        if head and text.startswith(head):
-            ids = head_ids + prm.tokenizer.encode(text[len(head):], add_special_tokens=False)
-        else:
-            ids = prm.tokenizer.encode(text, add_special_tokens=False)
-        out.append(prm.checked(ids, len(previous) + 1))
-    return out
+from gsi.rewards.prm_format import aggregate, encode_group
 
 
 def shared_prefix(seqs: Sequence[Sequence[int]], stop_id: int) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 from gsi.engines.vllm import device_key, engine_options, start_engine
 from gsi.errors import ConfigError
 from gsi.rewards.prm import _QwenPRMBase
-from gsi.rewards.prm_format import QWEN_MATH_SYSTEM, QWEN_STEP_TAG, score_candidates
+from gsi.rewards.prm_format import QWEN_MATH_SYSTEM, QWEN_STEP_TAG, encode_group, score_candidates
 
 
 class VLLMQwenPRM(_QwenPRMBase):
@@ -112,4 +112,4 @@ class VLLMQwenPRM(_QwenPRMBase):
             encode=self.encode, aggregation=self.aggregation,
             step_probabilities=partial(self.step_probabilities, last_only=last),
         )
-        return score_candidates(judge, questions, previous, candidates)
+        return score_candidates(judge, questions, previous, candidates, partial(encode_group, self))
