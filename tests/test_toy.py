@@ -159,23 +159,44 @@ def test_training_is_deterministic(tmp_path):
 def test_training_script_reproduces_the_committed_weights(tmp_path, which):
     """Bit for bit on the CPU kind and torch version the weights were trained on (recorded
     in train_meta.json); on another CPU the kernels round differently from the first step,
-    so the check is that retraining reaches the held-out likelihood band measured over
-    seeds (``python -m gsi.toy.quality_band``, recorded as ``retrain_band``)."""
+    so a retraining there is bit for bit the draw recorded for that kind where its MKL
+    matches the emulation, and otherwise must reach the held-out likelihood band measured
+    over seeds and emulated CPU kinds (``python -m gsi.toy.quality_band``, ``retrain_band``)."""
     from safetensors.torch import load_file
 
-    from gsi.toy.evaluate import heldout_nll
-    from gsi.toy.fit import machine
-    from gsi.toy.quality_band import passes
+    from gsi.toy.quality_band import verdict
     from gsi.toy.train import train
 
-    train(which, tmp_path, seed=0)
-    fresh = load_file(tmp_path / which / "model.safetensors")
-    committed = load_file(ASSETS / which / "model.safetensors")
-    assert fresh.keys() == committed.keys()
     meta = json.loads((ASSETS / which / "train_meta.json").read_text())
-    if meta.get("trained_on") == machine():
-        worst = max(float((fresh[k] - committed[k]).abs().max()) for k in fresh)
-        assert worst == 0.0, f"retrained {which} differs from the committed weights by up to {worst}"
-    else:
-        ours, band = heldout_nll(tmp_path / which), meta["retrain_band"]
-        assert passes(which, ours, band), f"retrained {which}: held-out NLL {ours:.4f}, band {band}"
+    train(which, tmp_path, seed=int(meta.get("seed", 0)))
+    fresh = load_file(tmp_path / which / "model.safetensors")
+    assert fresh.keys() == load_file(ASSETS / which / "model.safetensors").keys()
+    ok, why = verdict(which, tmp_path / which)
+    assert ok, why
+
+
+def test_a_child_process_computes_as_a_lower_cpu_kind_and_repeats_bit_for_bit(tmp_path):
+    """The retraining bands' draws on other CPU kinds are child processes whose torch, MKL
+    and oneDNN are capped at that kind's instructions: the child reports the kind, its
+    training repeats bit for bit, and it rounds unlike this machine's own kernels (the
+    emulation is what reproduced CI's AVX2 retraining of the small LM, NLL 0.21763)."""
+    import os
+    import subprocess
+    import sys
+
+    from gsi.toy.fit import machine
+    from gsi.toy.quality_band import fingerprint, kind_env, kinds_here
+
+    lowest = kinds_here()[0]
+    env = {**os.environ, **kind_env(lowest)}
+    for run in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "gsi.toy.train", "--which", "small", "--out", str(tmp_path / run),
+                        "--steps", "3"], env=env, check=True, capture_output=True)
+    meta = json.loads((tmp_path / "a" / "small" / "train_meta.json").read_text())
+    assert meta["trained_on"]["cpu_capability"] == lowest
+    assert fingerprint(tmp_path / "a" / "small") == fingerprint(tmp_path / "b" / "small")
+    if machine()["cpu_capability"] != lowest:
+        from gsi.toy.train import train
+
+        train("small", tmp_path / "own", seed=0, steps=3)
+        assert fingerprint(tmp_path / "own" / "small") != fingerprint(tmp_path / "a" / "small")
