@@ -74,7 +74,9 @@ def test_toy_prm_assets_are_a_small_qwen2_prm():
     assert cfg["hidden_size"] // cfg["num_attention_heads"] >= 32
     assert {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "train_meta.json"} <= {
         f.name for f in PRM.iterdir()}
-    assert sum(f.stat().st_size for f in PRM.iterdir()) < 2**20
+    assert sum(f.stat().st_size for f in PRM.iterdir()) < 2 * 2**20
+    committed = sum(f.stat().st_size for d in ("small", "big", "prm") for f in (ASSETS / d).iterdir())
+    assert committed <= 10 * 10**6  # the three toy models' budget (issue #18)
     from safetensors import safe_open
 
     with safe_open(PRM / "model.safetensors", "pt") as f:
@@ -116,7 +118,36 @@ def test_trained_prm_ranks_right_steps_above_wrong_ones_on_heldout_problems(hf_p
 
     result = heldout_auc(hf_prm, count=100, seed=99, world=PRMSpec().world)
     print("held-out", result)
-    assert result["auc"] >= 0.6 and result["mean_right"] > result["mean_wrong"] + 0.1
+    # the committed PRM is a real judge (0.893 when trained); #18 asks for at least 0.85
+    assert result["auc"] >= 0.85 and result["mean_right"] > result["mean_wrong"] + 0.4
+
+
+def test_the_joint_next_token_loss_targets_only_right_continuations():
+    import torch
+
+    from gsi.toy.train_prm import aux_targets
+
+    ids = torch.tensor([[5, 6, 7, 8, 9, 0]])
+    labels = torch.tensor([[-100, 1, 1, 0, 0, -100]])  # prompt, two right tokens, a wrong one, padding
+    assert aux_targets(ids, labels).tolist() == [[6, 7, -100, -100, -100]]
+
+
+def test_prm_training_saves_only_the_prm_not_its_temporary_lm_head(tmp_path):
+    """A few steps of the committed recipe (joint next-token loss on) give a folder the
+    transformers PRM loads, with the backbone and score head only."""
+    from safetensors import safe_open
+
+    from gsi.rewards.prm import HFQwenPRM
+    from gsi.toy.train_prm import PRMSpec, train
+
+    spec = PRMSpec(steps=2, sampled_problems=4, batch=4)
+    assert spec.aux_weight > 0
+    train(tmp_path, seed=0, evaluate=False, spec=spec)
+    with safe_open(tmp_path / "prm" / "model.safetensors", "pt") as f:
+        assert all(k.startswith(("model.", "score.")) for k in f.keys())
+    assert json.loads((tmp_path / "prm" / "config.json").read_text())["num_hidden_layers"] == spec.layers
+    scores = HFQwenPRM(str(tmp_path / "prm"), name="p", num_threads=1).score([Q], [[]], [["7-5=2\n\n"]])
+    assert np.all(np.isfinite(scores[0]))
 
 
 def test_toy_prm_end_to_end(compose, tmp_path):

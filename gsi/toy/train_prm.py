@@ -39,22 +39,27 @@ THREADS = 1
 
 @dataclass(frozen=True)
 class PRMSpec:
-    world: str = "easy"  # the problems it learns and is evaluated on: "easy" or "default"
+    world: str = "default"  # the problems it learns and is evaluated on: "easy" or "default"
     hidden: int = 64
-    layers: int = 2
+    layers: int = 4
     heads: int = 2  # head_dim 32, as vLLM requires
-    intermediate: int = 128
+    intermediate: int = 256
     # A toy LM whose backbone the PRM starts from ("big": hidden 128, layers 4 + extra identity
     # layers, intermediate 384); "" = a random backbone warmed up as an LM for lm_steps.
     init_from: str = ""
-    lm_steps: int = 600  # first: the backbone learns the task as a causal LM (head discarded)
+    lm_steps: int = 0  # first: the backbone learns the task as a causal LM (head discarded)
     lm_lr: float = 3e-3
-    steps: int = 1000  # then: the PRM (backbone + score head) learns right from wrong
-    lr: float = 1e-3
+    steps: int = 4000  # then: the PRM (backbone + score head) learns right from wrong
+    lr: float = 3e-3
     batch: int = 64
     warmup: int = 40
     sampled_problems: int = 512  # training problems each toy LM solves, for its wrong steps
     stop_at: int = 0  # end early at this step of the ``steps`` schedule (0 = run it all)
+    # Joint next-token loss while the PRM learns (weight 0 = off), read by a temporary LM
+    # head (discarded) at the output of layer ``layers - aux_below``: the layers above it
+    # compare each token with the prediction made one position earlier.
+    aux_weight: float = 1.0
+    aux_below: int = 1
 
 
 # ------------------------------------------------------------------ training
@@ -120,6 +125,32 @@ def copy_lm_backbone(model, prm_tok, lm_dir: Path) -> None:
                 emb[token_id] = lm_emb[chars].mean(0)
 
 
+def aux_head(spec: PRMSpec, vocab_size: int):
+    """The temporary LM head of the joint next-token loss (not part of the saved PRM)."""
+    import torch
+
+    if not 0 < spec.aux_below < spec.layers:
+        raise ValueError(f"PRMSpec.aux_below={spec.aux_below}: must be in 1..{spec.layers - 1}")
+    return torch.nn.Sequential(torch.nn.RMSNorm(spec.hidden), torch.nn.Linear(spec.hidden, vocab_size, bias=False))
+
+
+def aux_targets(ids, labels):
+    """Next-token targets of positions 0..T-2: the next token where it continues a right
+    answer (label 1), else -100 (prompt, padding, and from the first wrong token on)."""
+    import torch
+
+    return torch.where(labels[:, 1:] == 1, ids[:, 1:], torch.full_like(ids[:, 1:], -100))
+
+
+def aux_loss(head, hidden, ids, labels):
+    """Next-token cross-entropy where the next token continues a right answer (label 1)."""
+    import torch
+
+    target = aux_targets(ids, labels)
+    logits = head(hidden[:, :-1])
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+
+
 def warm_up_backbone(model, spec: PRMSpec, tok, rng, draw) -> float | None:
     """Train the backbone as a causal LM on right solutions (as real PRMs start from an
     LM), then hand its weights to the PRM; the LM head is discarded."""
@@ -177,15 +208,22 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
     if spec.init_from:
         copy_lm_backbone(model, tok, Path(lm_dir) / spec.init_from)
     lm_loss = warm_up_backbone(model, spec, tok, rng, draw)
-    opt, sched = optimizer(model, spec.lr, spec.warmup, spec.steps)
+    aux = aux_head(spec, len(tok)) if spec.aux_weight > 0 else None
+    trained = model if aux is None else torch.nn.ModuleDict({"prm": model, "aux": aux})
+    opt, sched = optimizer(trained, spec.lr, spec.warmup, spec.steps)
     ce = torch.nn.functional.cross_entropy
 
     def step_loss():
         ids, mask, labels = training_batch(rng, tok, tag_id, spec.batch, sampled, sampled_problems, draw)
-        logits = model(ids, mask)
+        out = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=aux is not None)
+        logits = model.score(out.last_hidden_state)
         flat, lab = logits.reshape(-1, 2), labels.reshape(-1)
         tags = (ids.reshape(-1) == tag_id) & (lab >= 0)
-        return ce(flat, lab, ignore_index=-100) + ce(flat[tags], lab[tags])
+        loss = ce(flat, lab, ignore_index=-100) + ce(flat[tags], lab[tags])
+        if aux is not None:
+            hidden = out.hidden_states[spec.layers - spec.aux_below]
+            loss = loss + spec.aux_weight * aux_loss(aux, hidden, ids, labels)
+        return loss
 
     def snapshot(done: int, loss: float) -> None:
         if done in snapshots:
@@ -200,7 +238,7 @@ def train(out: Path, seed: int = 0, steps: int | None = None, evaluate: bool = T
                 log.info("snapshot prm@%d (loss %.4f): held-out %s", done, loss,
                          heldout_auc(HFQwenPRM(str(copy), name="toy-prm", num_threads=THREADS), world=spec.world))
 
-    loss_ema = fit(model, opt, sched, spec.steps, step_loss, "prm", spec.stop_at or None, snapshot)
+    loss_ema = fit(trained, opt, sched, spec.steps, step_loss, "prm", spec.stop_at or None, snapshot)
     model.eval()
     model.save_pretrained(target)
     seconds = time.time() - start
