@@ -61,3 +61,79 @@ def heldout_nll(path: str | Path, count: int = 200, seed: int = 4321) -> float:
             n = len(ids) - len(prompt)
             total, tokens = total + float(out.loss) * n, tokens + n
     return total / tokens
+
+
+def kind_of(step: str, p, index: int) -> str:
+    """Which kind of wrong step ``step`` is, as a wrong version of reference step ``index``
+    of ``p`` (the categories of :func:`gsi.toy.prm_data.wrong_steps`)."""
+    import re
+
+    ref = p.solution_steps()
+    text = step.strip()
+    if index == len(ref) - 1:
+        return "answer: a step instead" if "boxed" not in text else "answer: wrong value"
+    if "boxed" in text:
+        return "premature answer"
+    m = re.fullmatch(r"(-?\d+)([+\-*])(\d+)=(-?\d+)", text)
+    if m is None:
+        return "other"
+    a, op, b, v = int(m[1]), m[2], int(m[3]), int(m[4])
+    vals = p.values()
+    if op != p.ops[index]:
+        return "wrong operator"
+    if a != vals[index]:
+        return "stale value"
+    if b != p.operands[index + 1]:
+        return "wrong operand"
+    d = v - vals[index + 1]
+    return f"off by {d:+d}" if abs(d) in (1, 2, 10, 100) else "swapped digits"
+
+
+def heldout_breakdown(reward, count: int = 300, seed: int = 99, world: str = "default") -> dict[str, dict]:
+    """Per kind of wrong step: how many, the mean score, and the AUC of the right next step
+    against that kind, on the held-out problems and candidates of :func:`heldout_auc`."""
+    rng = np.random.default_rng(seed)
+    problems = generate_problems(count, seed, True, **WORLDS[world])
+    questions, previous, candidates, kinds = [], [], [], []
+    for p in problems:
+        ref = p.solution_steps()
+        index = int(rng.integers(0, len(ref)))
+        wrong = wrong_steps(p, index)
+        questions.append(p.prompt)
+        previous.append(ref[:index])
+        candidates.append([ref[index], *wrong])
+        kinds.append([kind_of(w, p, index) for w in wrong])
+    scores = reward.score(questions, previous, candidates)
+    pos = [float(s[0]) for s in scores]
+    by: dict[str, list[float]] = {}
+    for ks, s in zip(kinds, scores):
+        for k, v in zip(ks, s[1:]):
+            by.setdefault(k, []).append(float(v))
+    out = {"right step": {"count": len(pos), "mean": round(float(np.mean(pos)), 4), "auc": None}}
+    for k in sorted(by):
+        out[k] = {"count": len(by[k]), "mean": round(float(np.mean(by[k])), 4), "auc": round(auc(pos, by[k]), 4)}
+    everything = [v for vs in by.values() for v in vs]
+    out["all wrong steps"] = {"count": len(everything), "mean": round(float(np.mean(everything)), 4),
+                              "auc": round(auc(pos, everything), 4)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the toy PRM's held-out AUC per kind of wrong step."""
+    import argparse
+
+    from gsi.rewards.prm import HFQwenPRM
+
+    parser = argparse.ArgumentParser(description="held-out AUC of a toy PRM, per kind of wrong step")
+    parser.add_argument("--path", default=str(Path(__file__).resolve().parent / "assets" / "prm"))
+    parser.add_argument("--world", default="default", choices=sorted(WORLDS))
+    parser.add_argument("--count", type=int, default=300)
+    args = parser.parse_args(argv)
+    table = heldout_breakdown(HFQwenPRM(args.path, name="toy_prm", num_threads=1), args.count, world=args.world)
+    print(f"{'kind':26s} {'count':>6s} {'mean':>7s} {'AUC':>7s}")
+    for k, row in table.items():
+        print(f"{k:26s} {row['count']:6d} {row['mean']:7.3f} {'' if row['auc'] is None else format(row['auc'], '7.3f'):>7s}")
+
+
+if __name__ == "__main__":
+    main()
