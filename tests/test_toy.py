@@ -200,3 +200,18 @@ def test_a_child_process_computes_as_a_lower_cpu_kind_and_repeats_bit_for_bit(tm
 
         train("small", tmp_path / "own", seed=0, steps=3)
         assert fingerprint(tmp_path / "own" / "small") != fingerprint(tmp_path / "a" / "small")
+
+
+def test_every_listed_wrong_step_has_a_kind():
+    """The breakdown of ``python -m gsi.toy.evaluate`` names each wrong step's kind."""
+    from gsi.toy.evaluate import kind_of
+    from gsi.toy.prm_data import wrong_steps
+
+    seen = set()
+    for p in generate_problems(40, seed=11, heldout=True):
+        for index in range(len(p.solution_steps())):
+            kinds = [kind_of(w, p, index) for w in wrong_steps(p, index)]
+            assert "other" not in kinds
+            seen.update(kinds)
+    assert {"wrong operator", "wrong operand", "stale value", "off by +1", "off by -10", "swapped digits",
+            "premature answer", "answer: wrong value", "answer: a step instead"} <= seen
