@@ -20,21 +20,28 @@ def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+def heldout_candidates(count: int, seed: int, world: str):
+    """(problems, step indices, questions, previous steps, candidates) of the held-out
+    test: on each held-out problem a random step, after its correct prefix, with the right
+    step first and then every listed wrong version of it."""
+    rng = np.random.default_rng(seed)
+    problems = generate_problems(count, seed, True, **WORLDS[world])
+    indices, questions, previous, candidates = [], [], [], []
+    for p in problems:
+        ref = p.solution_steps()
+        index = int(rng.integers(0, len(ref)))
+        indices.append(index)
+        questions.append(p.prompt)
+        previous.append(ref[:index])
+        candidates.append([ref[index], *wrong_steps(p, index)])
+    return problems, indices, questions, previous, candidates
+
+
 def heldout_auc(reward, count: int = 100, seed: int = 99, world: str = "default") -> dict:
     """Score the right step and every listed wrong step after a correct prefix, on
     held-out problems of ``world`` ("default" or "easy"), with ``reward`` (any
     :class:`ProcessReward`); return the AUC."""
-    rng = np.random.default_rng(seed)
-    problems = generate_problems(count, seed, True, **WORLDS[world])
-    questions, previous, candidates, flags = [], [], [], []
-    for p in problems:
-        ref = p.solution_steps()
-        index = int(rng.integers(0, len(ref)))
-        wrong = wrong_steps(p, index)
-        questions.append(p.prompt)
-        previous.append(ref[:index])
-        candidates.append([ref[index], *wrong])
-        flags.append([True] + [False] * len(wrong))
+    _, _, questions, previous, candidates = heldout_candidates(count, seed, world)
     scores = reward.score(questions, previous, candidates)
     pos = [float(s[0]) for s in scores]
     neg = [float(v) for s in scores for v in s[1:]]
@@ -92,17 +99,8 @@ def kind_of(step: str, p, index: int) -> str:
 def heldout_breakdown(reward, count: int = 300, seed: int = 99, world: str = "default") -> dict[str, dict]:
     """Per kind of wrong step: how many, the mean score, and the AUC of the right next step
     against that kind, on the held-out problems and candidates of :func:`heldout_auc`."""
-    rng = np.random.default_rng(seed)
-    problems = generate_problems(count, seed, True, **WORLDS[world])
-    questions, previous, candidates, kinds = [], [], [], []
-    for p in problems:
-        ref = p.solution_steps()
-        index = int(rng.integers(0, len(ref)))
-        wrong = wrong_steps(p, index)
-        questions.append(p.prompt)
-        previous.append(ref[:index])
-        candidates.append([ref[index], *wrong])
-        kinds.append([kind_of(w, p, index) for w in wrong])
+    problems, indices, questions, previous, candidates = heldout_candidates(count, seed, world)
+    kinds = [[kind_of(w, p, i) for w in c[1:]] for p, i, c in zip(problems, indices, candidates)]
     scores = reward.score(questions, previous, candidates)
     pos = [float(s[0]) for s in scores]
     by: dict[str, list[float]] = {}
