@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from gsi.toy.prm_data import wrong_steps
-from gsi.toy.task import EASY, generate_problems
+from gsi.toy.prm_data import ASSETS, OFFSETS, wrong_steps
+from gsi.toy.task import _STEP_RE, EASY, generate_problems
 
 WORLDS = {"default": {}, "easy": EASY}
 
@@ -73,15 +73,13 @@ def heldout_nll(path: str | Path, count: int = 200, seed: int = 4321) -> float:
 def kind_of(step: str, p, index: int) -> str:
     """Which kind of wrong step ``step`` is, as a wrong version of reference step ``index``
     of ``p`` (the categories of :func:`gsi.toy.prm_data.wrong_steps`)."""
-    import re
-
     ref = p.solution_steps()
     text = step.strip()
     if index == len(ref) - 1:
         return "answer: a step instead" if "boxed" not in text else "answer: wrong value"
     if "boxed" in text:
         return "premature answer"
-    m = re.fullmatch(r"(-?\d+)([+\-*])(\d+)=(-?\d+)", text)
+    m = _STEP_RE.match(text)
     if m is None:
         return "other"
     a, op, b, v = int(m[1]), m[2], int(m[3]), int(m[4])
@@ -93,7 +91,7 @@ def kind_of(step: str, p, index: int) -> str:
     if b != p.operands[index + 1]:
         return "wrong operand"
     d = v - vals[index + 1]
-    return f"off by {d:+d}" if abs(d) in (1, 2, 10, 100) else "swapped digits"
+    return f"off by {d:+d}" if d in OFFSETS else "swapped digits"
 
 
 def heldout_breakdown(reward, count: int = 300, seed: int = 99, world: str = "default") -> dict[str, dict]:
@@ -123,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     from gsi.rewards.prm import HFQwenPRM
 
     parser = argparse.ArgumentParser(description="held-out AUC of a toy PRM, per kind of wrong step")
-    parser.add_argument("--path", default=str(Path(__file__).resolve().parent / "assets" / "prm"))
+    parser.add_argument("--path", default=str(ASSETS / "prm"))
     parser.add_argument("--world", default="default", choices=sorted(WORLDS))
     parser.add_argument("--count", type=int, default=300)
     args = parser.parse_args(argv)
