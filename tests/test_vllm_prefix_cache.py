@@ -64,6 +64,12 @@ def test_scoring_that_reads_the_prefix_cache_equals_scoring_without_it(big, temp
     # hits inside the step happened (rows filled from a sibling, or re-scored)
     assert 0 < done["rescored"] + done["filled"] < done["requests"]
     assert done["cached_tokens"] > 0
+    # the worker extension trims V1's rows to the computed positions: the engine front end
+    # pythonized a row per computed token (and a None each), not one per prompt position
+    assert big.trimmed_rows
+    lengths = sum(len(big.tokenizer.encode(p)) for p in prompts) * 2 * 6  # two groups of six
+    lengths += sum(len(big._encode_step(x)) for group in (steps, shared) for g in group for x in g)
+    assert done["rows"] <= lengths - done["cached_tokens"] + done["rescored"] * 256
 
 
 def test_sampled_logprobs_equal_cached_scores(big):

@@ -82,13 +82,14 @@ class VLLMBackend(TokenizedPrompts):
             # prompt log-probs over the whole vocabulary when scoring exactly
             max_logprobs=-1 if score_topk is None else max(score_topk, 20),
         )
-        # the temperature goes into the logits through a worker extension, unless the
-        # user brings their own (vLLM takes one per engine)
-        self.temperature_in_logits = temperature_in_logits and "worker_extension_cls" not in options
+        # the temperature goes into the logits, and scoring rows start at the cache hit,
+        # through a worker extension, unless the user brings their own (vLLM takes one per engine)
+        extension = "worker_extension_cls" not in options
+        self.temperature_in_logits = temperature_in_logits and extension
         if temperature_in_logits and not self.temperature_in_logits:
             log.warning("%s: engine_kwargs set worker_extension_cls, so the temperature stays out of the "
                         "logits and tempered scoring needs whole-vocabulary rows", self.name)
-        if self.temperature_in_logits:
+        if extension:
             options["worker_extension_cls"] = EXTENSION
         role = f"model ({self.name})"
         self.llm, self.releasable = start_engine(options, env, visible_devices, role)
@@ -107,9 +108,19 @@ class VLLMBackend(TokenizedPrompts):
         self.read_prefix_cache = read_prefix_cache and enable_prefix_caching
         # V1 runners return a prompt log-prob row for every prompt position (rows a
         # cache hit skipped are left unfilled); the V2 GPU runner only the computed ones.
+        # On V1 the worker extension trims them to the computed ones too (fewer rows to
+        # turn into Python objects); each request's offset is read from its row count.
         self.computed_rows_only = uses_v2_runner(self.llm)
-        # scoring requests sent, and of them those re-scored without the cache
-        self.score_counts = {"requests": 0, "rescored": 0, "filled": 0, "cached_tokens": 0}
+        self.trimmed_rows = False
+        if extension and not self.computed_rows_only:
+            try:
+                self.trimmed_rows = all(self.llm.collective_rpc("gsi_computed_prompt_rows"))
+            except Exception as exc:  # a runner this extension does not know: every row comes back
+                log.warning("%s: prompt log-prob rows stay full length (%s)", self.name, exc)
+        # scoring requests sent, of them those re-scored without the cache and those
+        # completed from other requests' rows; prefix tokens read from the cache; prompt
+        # log-prob rows returned (what the engine front end turns into Python objects)
+        self.score_counts = {"requests": 0, "rescored": 0, "filled": 0, "cached_tokens": 0, "rows": 0}
         self._rows_before: tuple = (None, {})  # (law, per-position log-probs) of the last scoring call
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
@@ -280,8 +291,15 @@ class VLLMBackend(TokenizedPrompts):
             if cached is None or (self.computed_rows_only and cached >= start):
                 redo.append(j)  # V2: no row predicts the continuation's first token
                 continue
-            offset = cached if self.computed_rows_only else 0  # V2: row of token p is p - cached
             ids = list(requests[j]["prompt_token_ids"])
+            # every position's row (V1), or only those after the cache hit (V2, or V1 with
+            # the worker extension): entry p - offset is token p's, entry 0 is None
+            rows = len(o.prompt_logprobs or ())
+            self.score_counts["rows"] += rows
+            offset = cached if cached and rows == len(ids) - cached else 0
+            if rows != len(ids) - offset:
+                redo.append(j)  # an answer shaped neither way: score it again without the cache
+                continue
             first = max(start, cached + 1)
             known = position_logprobs(o.prompt_logprobs, range(first - offset, len(ids) - offset),
                                       ids[first:], raw, params)
