@@ -22,6 +22,7 @@ import logging
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -66,12 +67,12 @@ def _clear(*models) -> None:
 
 def scaling_records(prefix_tokens=(30, 400), problems: int = 16, candidates: int = 16, repeats: int = 5) -> list[dict]:
     """``{"backend", "role", "prefix_tokens", "candidates", "problems", "seconds"}`` per
-    role and prefix length: the fastest of ``repeats`` tries."""
+    role and prefix length: the fastest of ``repeats`` rounds, the lengths interleaved."""
     from gsi.types import SamplingParams
 
     small, big, prm = _models()
     params = SamplingParams(0.7, 1.0, 16)
-    out, cands = [], None
+    cases, cands = [], None
     for target in prefix_tokens:
         questions, previous, prefixes = _inputs(target, problems, big.tokenizer)
         earlier = [q + "".join(prev[:-1]) for q, prev in zip(questions, previous)]
@@ -80,27 +81,30 @@ def scaling_records(prefix_tokens=(30, 400), problems: int = 16, candidates: int
         # times differ by the prefix alone, not by how many distinct or how long they are
         cands = cands or small.sample(prefixes, candidates, seeds, params)
         texts = [[c.text for c in g] for g in cands]
-        calls = {
-            "sample": (small, lambda: small.sample(earlier, candidates, seeds, params),
-                       lambda: small.sample(prefixes, candidates, seeds, params)),
-            "score": (big, lambda: big.score(earlier, cands, params), lambda: big.score(prefixes, cands, params)),
-            "prm": (prm, lambda: prm.score(questions, [p[:-1] for p in previous], texts),
-                    lambda: prm.score(questions, previous, texts)),
-        }
-        lm_tokens = float(np.mean([len(big.tokenizer.encode(p)) for p in prefixes]))
-        prm_tokens = float(np.mean([len(prm.encode(q, p) or []) for q, p in zip(questions, previous)]))
-        for role, (model, before, timed) in calls.items():
-            best = float("inf")
-            for _ in range(repeats):
-                _clear(model)
-                before()
-                start = time.perf_counter()
-                timed()
-                best = min(best, time.perf_counter() - start)
-            out.append({"backend": "transformers", "role": role,
-                        "prefix_tokens": round(prm_tokens if role == "prm" else lm_tokens),
-                        "candidates": candidates, "problems": problems, "seconds": round(best, 4)})
-            log.info("%s", out[-1])
+        lm_tokens = round(float(np.mean([len(big.tokenizer.encode(p)) for p in prefixes])))
+        prm_tokens = round(float(np.mean([len(prm.encode(q, p) or []) for q, p in zip(questions, previous)])))
+        cases += [
+            ("sample", lm_tokens, small, partial(small.sample, earlier, candidates, seeds, params),
+             partial(small.sample, prefixes, candidates, seeds, params)),
+            ("score", lm_tokens, big, partial(big.score, earlier, cands, params), partial(big.score, prefixes, cands, params)),
+            ("prm", prm_tokens, prm, partial(prm.score, questions, [p[:-1] for p in previous], texts),
+             partial(prm.score, questions, previous, texts)),
+        ]
+    # the lengths' calls interleaved, round after round, each time the fastest: a burst of
+    # load on this shared machine slows one round of both lengths, not one length
+    best = [float("inf")] * len(cases)
+    for _ in range(repeats):
+        for i, (_, _, model, before, timed) in enumerate(cases):
+            _clear(model)
+            before()
+            start = time.perf_counter()
+            timed()
+            best[i] = min(best[i], time.perf_counter() - start)
+    out = []
+    for (role, tokens, *_), seconds in zip(cases, best):
+        out.append({"backend": "transformers", "role": role, "prefix_tokens": tokens,
+                    "candidates": candidates, "problems": problems, "seconds": round(seconds, 4)})
+        log.info("%s", out[-1])
     return out
 
 
