@@ -8,7 +8,9 @@ short prefix (``score``, the same ones at both lengths) and the PRM's (``prm``).
 process, with the prefix cache (``variant: "cached"``, today's default) and without it
 (``variant: "uncached"``: ``read_prefix_cache: false``, ``temperature_in_logits: false``
 and the STEP-pooling PRM, the code before), and the numbers of the two are checked equal.
-Each time is the fastest of ``repeats`` rounds, the two lengths interleaved. The toy LMs were trained on 256 positions; the long prefix runs them past that
+Each time is the fastest of ``repeats`` rounds, the two lengths interleaved; before
+each timed call its engine's prefix cache is emptied and given the prefixes, as a run's
+previous step leaves it (an identical call just before would leave the candidates too). The toy LMs were trained on 256 positions; the long prefix runs them past that
 (RoPE extrapolates), which changes nothing about the cost being measured.
 """
 
@@ -105,27 +107,53 @@ def measure(backend: str, repeats: int = 2) -> list[dict]:
         steps = steps or small.sample(prompts, CANDIDATES, list(range(PROBLEMS)), params)
         texts = [[s.text for s in g] for g in steps]
         previous = [[] for _ in prompts]
+        # before each timed call its engine holds what it would in a run: the prefix
+        # (cached by the previous step's calls), not this call's own candidates, which an
+        # identical call just before would have left in the cache (and in the row memo)
+        prime_lm = partial(_prime_lm, prompts, params)
+        prime_prm = partial(prm.score, questions, previous, [["0\n\n"] for _ in prompts])
         cases += [
-            ("sample", "cached", tokens, partial(small.sample, prompts, CANDIDATES, list(range(PROBLEMS)), params)),
-            ("score", "cached", tokens, partial(big.score, prompts, steps, params)),
-            ("prm", "cached", tokens, partial(prm.score, questions, previous, texts)),
-            ("score", "uncached", tokens, before_issue(partial(big.score, prompts, steps, params))),
-            ("prm", "uncached", tokens, partial(prm_before.score, questions, previous, texts)),
+            ("sample", "cached", tokens, partial(prime_lm, small),
+             partial(small.sample, prompts, CANDIDATES, list(range(PROBLEMS)), params)),
+            ("score", "cached", tokens, partial(prime_lm, big), partial(big.score, prompts, steps, params)),
+            ("prm", "cached", tokens, partial(_prime, prm, prime_prm), partial(prm.score, questions, previous, texts)),
+            ("score", "uncached", tokens, partial(prime_lm, big),
+             before_issue(partial(big.score, prompts, steps, params))),
+            ("prm", "uncached", tokens, partial(_prime, prm_before, partial(prm_before.score, questions, previous,
+                                                                              [["0\n\n"] for _ in prompts])),
+             partial(prm_before.score, questions, previous, texts)),
         ]
     # round after round over both lengths, each case's fastest: a burst of load on this
     # shared machine slows one round of every case, not the cases of one length
     best, results = [float("inf")] * len(cases), [None] * len(cases)
     for _ in range(repeats):
-        for i, case in enumerate(cases):
-            seconds, results[i] = _fastest(case[3], 1)
+        for i, (*_, prime, call) in enumerate(cases):
+            prime()
+            seconds, results[i] = _fastest(call, 1)
             best[i] = min(best[i], seconds)
-    for (role, variant, tokens, _), seconds in zip(cases, best):
+    for (role, variant, tokens, *_), seconds in zip(cases, best):
         record(role, variant, tokens, seconds)
     by_case = {case[:3]: out for case, out in zip(cases, results)}
-    for role, variant, tokens, _ in cases:
+    for role, variant, tokens, *_ in cases:
         if variant == "uncached":
             _check_equal(by_case[(role, "cached", tokens)], by_case[(role, variant, tokens)], role)
     return records
+
+
+def _prime(engine, call) -> None:
+    """Empty ``engine``'s prefix cache (and a backend's row memo of its last scoring call),
+    then ``call()``, which caches what a run's previous step would have left there."""
+    engine.llm.reset_prefix_cache()
+    if hasattr(engine, "_rows_before"):
+        engine._rows_before = (None, {})
+    call()
+
+
+def _prime_lm(prompts, params, lm) -> None:
+    """The prompts' KV in ``lm``'s cache, as the previous step's scoring or sampling left it."""
+    from dataclasses import replace
+
+    _prime(lm, partial(lm.sample, prompts, 1, list(range(len(prompts))), replace(params, max_tokens=1)))
 
 
 def _check_equal(a, b, what: str) -> None:
