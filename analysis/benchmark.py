@@ -21,6 +21,7 @@ import importlib.util
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from analysis.meters import PeakRSS, Timed
@@ -137,9 +138,13 @@ def step_timing(backend: str, components: dict, repeats: int) -> dict:
     prompts = [p.prompt for p in generate_problems(32, 99, True, 2, 3)]
     params = SamplingParams(0.7, 1.0, 16)
     best = {"backend": backend, "problems": 32, "n": 16, "sample_s": float("inf"), "score_s": float("inf")}
+    # as in a run: the big model has seen the prefixes (the previous step's scoring), not
+    # the candidates, which are new each step (each repeat draws its own: the same seeds
+    # would redraw the same candidates, and scoring them again finds them in the cache)
+    big.sample(prompts, 1, list(range(32)), replace(params, max_tokens=1))
     for rep in range(repeats):
         start = time.perf_counter()
-        steps = small.sample(prompts, 16, list(range(32)), params)
+        steps = small.sample(prompts, 16, [1000 * rep + i for i in range(32)], params)
         mid = time.perf_counter()
         big.score(prompts, steps, params)
         end = time.perf_counter()
@@ -164,6 +169,9 @@ def plan(quick: bool, problems: int) -> list[tuple[str, list[str]]]:
         ("methods", [f"method={m}", "batch_size=64", *common])
         for m in ["gsi", "soft_bon_big", "soft_bon_small"]
     ]
+    # the latency shape (one problem at a time, as the reference code runs): soft_bon_big
+    # against the batching part's gsi at batch 1
+    cases.append(("latency", ["method=soft_bon_big", "batch_size=1", *common]))
     return cases
 
 
@@ -196,12 +204,17 @@ def ratios(records: list[dict]) -> list[str]:
             speedup = by_batch[64]["problems_per_s"] / by_batch[1]["problems_per_s"]
             out.append(f"{backend}: batch 64 vs 1 problems/s = {speedup:.1f}x (target >= 6x)")
             out.append(f"{backend}: overhead at batch 64 = {by_batch[64]['overhead_fraction']:.1%} (target <= 10%)")
+        alone = [r for r in rows if r["part"] == "latency"]
+        if 1 in by_batch and alone:
+            g, b = by_batch[1], alone[0]
+            out.append(f"{backend}: wall gsi / soft_bon_big at batch 1 = {g['wall_time_s'] / b['wall_time_s']:.2f} "
+                       f"(acceptance {g['acceptance_rate']:.2f})")
         last = {r["method"]: r for r in rows if r["part"] == "methods"}
         if {"gsi", "soft_bon_big", "soft_bon_small"} <= set(last):
             g, b, s = last["gsi"], last["soft_bon_big"], last["soft_bon_small"]
             out.append(
                 f"{backend}: wall gsi / soft_bon_big = {g['wall_time_s'] / b['wall_time_s']:.2f} "
-                f"(target <= 0.8 at acceptance >= 0.7; acceptance {g['acceptance_rate']:.2f}), "
+                f"(target <= 0.7 at acceptance >= 0.7; acceptance {g['acceptance_rate']:.2f}), "
                 f"gsi / soft_bon_small = {g['wall_time_s'] / s['wall_time_s']:.2f}"
             )
     return out
