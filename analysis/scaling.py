@@ -141,11 +141,9 @@ def measure(backend: str, repeats: int = 2) -> list[dict]:
 
 
 def _prime(engine, call) -> None:
-    """Empty ``engine``'s prefix cache (and a backend's row memo of its last scoring call),
-    then ``call()``, which caches what a run's previous step would have left there."""
-    engine.llm.reset_prefix_cache()
-    if hasattr(engine, "_rows_before"):
-        engine._rows_before = (None, {})
+    """Empty ``engine``'s prefix cache, then ``call()``, which caches what a run's previous
+    step would have left there."""
+    engine.reset_prefix_cache()
     call()
 
 

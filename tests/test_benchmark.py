@@ -21,6 +21,7 @@ def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
         ("methods", "gsi", 64),
         ("methods", "soft_bon_big", 64),
         ("methods", "soft_bon_small", 64),
+        ("latency", "soft_bon_big", 1),
     ]
     for r in records:
         assert set(RECORD_KEYS) <= set(r)
@@ -34,6 +35,7 @@ def test_quick_benchmark_writes_records_for_every_case(tmp_path, capsys):
     assert records[3]["acceptance_rate"] == 0.0 and records[4]["acceptance_rate"] == 1.0
     out = capsys.readouterr().out
     assert "batch 64 vs 1 problems/s" in out and "gsi / soft_bon_big" in out
+    assert "wall gsi / soft_bon_big at batch 1" in out
     (step,) = json.loads((tmp_path / "benchmark_step.json").read_text())
     assert step["backend"] == "transformers" and 0 < step["sample_s"] < step["step_s"]
     assert "one step, 32 problems x 16 candidates" in out

@@ -161,6 +161,12 @@ class VLLMBackend(TokenizedPrompts):
             finish = "stop" if self.step_separator in text else "length"
         return StepSample(text, len(completion.token_ids), logprob, finish)  # type: ignore[arg-type]
 
+    def reset_prefix_cache(self) -> None:
+        """Empty the engine's prefix cache, and with it the row memo of the last scoring
+        call (the numbers of rows that cache hits may skip)."""
+        self.llm.reset_prefix_cache()
+        self._rows_before = (None, {})
+
     # ------------------------------------------------------------------ protocol
     def sample(
         self,

@@ -106,6 +106,10 @@ class VLLMQwenPRM(_QwenPRMBase):
             [{"prompt_token_ids": ids} for ids in token_ids], params, pooling_task="token_classify", use_tqdm=False,
         )
 
+    def reset_prefix_cache(self) -> None:
+        """Empty the engine's prefix cache."""
+        self.llm.reset_prefix_cache()
+
     def score(self, questions, previous, candidates) -> list[np.ndarray]:
         last = self.aggregation == "last"
         judge = SimpleNamespace(
