@@ -54,6 +54,21 @@ def test_scaling_records_cover_every_role_at_both_prefix_lengths():
     assert len(growth(records)) == 3
 
 
+@pytest.mark.vllm
+def test_vllm_scaling_records_check_cached_against_uncached_from_a_primed_cache():
+    """vLLM's scaling rows: both variants of scoring and the PRM at both lengths (their
+    results checked equal inside ``measure``), each call timed after its engine's cache was
+    emptied and given the prefixes."""
+    pytest.importorskip("vllm")
+    from analysis.scaling import growth, measure
+
+    records = measure("vllm", repeats=1)
+    assert sorted({(r["role"], r["variant"]) for r in records}) == [
+        ("prm", "cached"), ("prm", "uncached"), ("sample", "cached"), ("score", "cached"), ("score", "uncached")]
+    assert len({r["prefix_tokens"] for r in records}) == 2 and all(r["seconds"] > 0 for r in records)
+    assert len(growth(records)) == 5
+
+
 def test_gpu_benchmark_without_a_gpu_is_one_line_and_exit_code_2(capsys, monkeypatch):
     import pytest
     import torch
