@@ -10,8 +10,9 @@ process, with the prefix cache (``variant: "cached"``, today's default) and with
 and the STEP-pooling PRM, the code before), and the numbers of the two are checked equal.
 Each time is the fastest of ``repeats`` rounds, the two lengths interleaved; before
 each timed call its engine's prefix cache is emptied and given the prefixes, as a run's
-previous step leaves it (an identical call just before would leave the candidates too). The toy LMs were trained on 256 positions; the long prefix runs them past that
-(RoPE extrapolates), which changes nothing about the cost being measured.
+previous step leaves it (an identical call just before would leave the candidates too).
+The toy LMs were trained on 256 positions; the long prefix runs them past that (RoPE
+extrapolates), which changes nothing about the cost being measured.
 """
 
 from __future__ import annotations
@@ -43,13 +44,10 @@ def prefixes(long: bool) -> tuple[list[str], list[str]]:
     return prompts, prompts
 
 
-def _fastest(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def _timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
 
 
 def _engines():
@@ -111,16 +109,15 @@ def measure(backend: str, repeats: int = 2) -> list[dict]:
         # (cached by the previous step's calls), not this call's own candidates, which an
         # identical call just before would have left in the cache (and in the row memo)
         prime_lm = partial(_prime_lm, prompts, params)
-        prime_prm = partial(prm.score, questions, previous, [["0\n\n"] for _ in prompts])
+        prime_prm = partial(_prime_prm, questions, previous)
         cases += [
             ("sample", "cached", tokens, partial(prime_lm, small),
              partial(small.sample, prompts, CANDIDATES, list(range(PROBLEMS)), params)),
             ("score", "cached", tokens, partial(prime_lm, big), partial(big.score, prompts, steps, params)),
-            ("prm", "cached", tokens, partial(_prime, prm, prime_prm), partial(prm.score, questions, previous, texts)),
+            ("prm", "cached", tokens, partial(prime_prm, prm), partial(prm.score, questions, previous, texts)),
             ("score", "uncached", tokens, partial(prime_lm, big),
              before_issue(partial(big.score, prompts, steps, params))),
-            ("prm", "uncached", tokens, partial(_prime, prm_before, partial(prm_before.score, questions, previous,
-                                                                              [["0\n\n"] for _ in prompts])),
+            ("prm", "uncached", tokens, partial(prime_prm, prm_before),
              partial(prm_before.score, questions, previous, texts)),
         ]
     # round after round over both lengths, each case's fastest: a burst of load on this
@@ -129,7 +126,7 @@ def measure(backend: str, repeats: int = 2) -> list[dict]:
     for _ in range(repeats):
         for i, (*_, prime, call) in enumerate(cases):
             prime()
-            seconds, results[i] = _fastest(call, 1)
+            seconds, results[i] = _timed(call)
             best[i] = min(best[i], seconds)
     for (role, variant, tokens, *_), seconds in zip(cases, best):
         record(role, variant, tokens, seconds)
@@ -152,6 +149,11 @@ def _prime_lm(prompts, params, lm) -> None:
     from dataclasses import replace
 
     _prime(lm, partial(lm.sample, prompts, 1, list(range(len(prompts))), replace(params, max_tokens=1)))
+
+
+def _prime_prm(questions, previous, prm) -> None:
+    """The conversations' heads in the PRM's cache: one short step judged after each."""
+    _prime(prm, partial(prm.score, questions, previous, [["0\n\n"] for _ in questions]))
 
 
 def _check_equal(a, b, what: str) -> None:
