@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +76,33 @@ def _background_retraining(request, tmp_path_factory):
 def retrained(_background_retraining, request):
     """``(folder, verdict)`` of the background retraining of this test's ``which``."""
     return _background_retraining.wait(request.node.callspec.params["which"])
+
+
+# ------------------------------------------------------------------ fault injection
+# (tests/test_trust.py and tests/test_trust_outputs.py; their helpers: tests/trust_utils.py)
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """One finished toy run (6 problems), copied by :func:`run_dir` for each test."""
+    from gsi.pipeline import run
+    from tests.trust_utils import compose
+
+    out = tmp_path_factory.mktemp("reference") / "run"
+    run(compose(), out)
+    return out
+
+
+@pytest.fixture
+def run_dir(finished, tmp_path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    return copy
+
+
+@pytest.fixture
+def restore_writable():
+    made: list[Path] = []
+    yield made
+    for path in made:
+        if os.geteuid() == 0 and shutil.which("chattr"):
+            subprocess.run(["chattr", "-i", str(path)], check=False)
+        path.chmod(0o755)
