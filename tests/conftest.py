@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
     replaces ``torch.set_num_threads`` with a no-op for the rest of the process, so a test
     after it that pins torch to one thread (the transformers backend) would run with
     vLLM's threads instead; the retraining runs in child processes, untouched by that."""
-    waiting = {id(item) for item in items if "retrained" in getattr(item, "fixturenames", ())}
+    waiting = {id(item) for item in items if _waits_for_retraining(item)}
     vllm = {id(item) for item in items if item.get_closest_marker("vllm")} - waiting
     late = vllm | waiting
     items[:] = ([item for item in items if id(item) not in late]
@@ -52,8 +52,12 @@ def pytest_collection_modifyitems(config, items):
                 + [item for item in items if id(item) in waiting])
 
 
+def _waits_for_retraining(item) -> bool:
+    return "retrained" in getattr(item, "fixturenames", ())
+
+
 def _retrained_models(items) -> set[str]:
-    return {item.callspec.params["which"] for item in items if "retrained" in getattr(item, "fixturenames", ())}
+    return {item.callspec.params["which"] for item in items if _waits_for_retraining(item)}
 
 
 @pytest.fixture(scope="session", autouse=True)
