@@ -200,3 +200,33 @@ def test_prm_in_size_buckets_equals_full_recomputation(prm):
                 np.testing.assert_allclose(values, [p.min() for p in full], atol=1e-5)
     finally:
         hook.remove()
+
+
+def test_a_run_with_prefix_reuse_writes_the_steps_and_numbers_of_one_without(compose, tmp_path):
+    """At the level a user reads: a GSI run with the learned PRM and every prefix cache on
+    (the defaults) chooses the same steps, with the same rewards, scores and log-ratios to
+    1e-5, as the run with the LM and PRM prefix caches off (``prefix_cache=0``)."""
+    import json
+
+    from gsi.pipeline import run
+
+    off = ["model.small.prefix_cache=0", "model.big.prefix_cache=0", "reward.prefix_cache=0"]
+    runs = {}
+    for name, extra in (("reuse", []), ("none", off)):
+        cfg = compose("reward=toy_prm", "limit=12", "tracking=none", *extra)
+        metrics = run(cfg, tmp_path / name)
+        assert metrics["num_errors"] == 0 and metrics["num_problems"] == 12
+        rows = [json.loads(line) for line in (tmp_path / name / "results.jsonl").read_text().splitlines()]
+        runs[name] = {r["problem_id"]: r["steps_detail"] for r in rows}
+    assert runs["reuse"].keys() == runs["none"].keys()
+    compared = 0
+    for pid, steps in runs["reuse"].items():
+        other = runs["none"][pid]
+        assert [(s["text"], s["source"], s["accepted"]) for s in steps] == \
+            [(s["text"], s["source"], s["accepted"]) for s in other], pid
+        for a, b in zip(steps, other):
+            for key in ("reward", "score", "log_ratio"):
+                if a[key] is not None or b[key] is not None:
+                    assert abs(a[key] - b[key]) <= 1e-5 * max(1.0, abs(b[key])), (pid, key)
+                    compared += 1
+    assert compared > 3 * len(runs["reuse"])
