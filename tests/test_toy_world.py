@@ -9,7 +9,7 @@ import pytest
 
 from gsi.pipeline import run
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow  # ten 500-problem runs: minutes
 
 RUNS = {  # name -> overrides (the README's 500-problem table and its sweep)
     "small": ["method=small"],
