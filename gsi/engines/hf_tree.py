@@ -26,7 +26,7 @@ class TreeBatch:
     """The result of :func:`tree_forward` (rows in the order of the groups given)."""
 
     hidden: Any  # [rows, Q, hidden]: last hidden states of the new part of each row
-    cache: Any  # the DynamicCache after the pass: [cached K | new Q] keys per row
+    cache: Any  # the KV cache after the pass (gsi.engines.hf_cache): [cached K | new Q] keys per row
     key_valid: Any  # [rows, K + Q] bool: the keys that are real tokens of the prefix
     cached: list[int]  # per row, prefix tokens that came from the cache
     extras: list[Any]  # per row, the cache's stored extra for those tokens (or None)
@@ -70,7 +70,6 @@ def tree_forward(
     Every prefix needs at least one token; continuations may be empty.
     """
     import torch
-    from transformers import DynamicCache
 
     hits = lookup_all(groups, prefix_cache) if hits is None else list(hits)
     rows = len(groups)
@@ -106,20 +105,14 @@ def tree_forward(
     allowed = torch.cat([cached_valid[:, None, :].expand(rows, width, known), new_allowed], dim=2)
     dtype = next(body.parameters()).dtype
     mask = additive_mask(allowed[:, None], dtype)
-    cache = None
+    from gsi.engines.hf_cache import growing_cache, prefilled_cache
+
+    # the cached KV written once into buffers with room for this pass, which writes after
+    # it (and later decoding steps too) instead of concatenating everything before
     if known:
-        ref = next(kv for c, kv, _ in hits if c)
-        layers = []
-        for k_ref, _ in ref:
-            heads, _, dim = k_ref.shape
-            layers.append([torch.zeros((rows, heads, known, dim), dtype=k_ref.dtype, device=device) for _ in range(2)])
-        for b, (c, kv, _) in enumerate(hits):
-            for (keys, values), (k, v) in zip(layers, kv or []):
-                keys[b, :, known - c:] = k
-                values[b, :, known - c:] = v
-        cache = DynamicCache(ddp_cache_data=[(k, v) for k, v in layers])
+        cache = prefilled_cache(hits, known, width)
     else:
-        cache = DynamicCache()
+        cache = growing_cache(body.config.num_hidden_layers)
     out = body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
     prefix_new = torch.zeros((rows, width), dtype=torch.bool, device=device)
     for b, ((prefix, _), (c, _, _)) in enumerate(zip(groups, hits)):
