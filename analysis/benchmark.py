@@ -241,7 +241,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.gpu:
         from analysis.gpu_bench import main as gpu_main
 
-        return gpu_main(args.out, args.dry_run)
+        engines = (args.backends or "vllm").split(",")
+        unknown = [e for e in engines if e not in ("vllm", "transformers")]
+        if unknown:
+            parser.error(f"--gpu --backends {','.join(unknown)}: choose vllm and/or transformers")
+        return [r for engine in engines for r in gpu_main(args.out, args.dry_run, engine)]
     if not args.no_scaling:
         # the long-prefix engines need it; vLLM reads its environment once, at the first engine
         os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")

@@ -1,19 +1,21 @@
-"""``python -m analysis.benchmark --gpu --out DIR``: the paper's shapes on vLLM, on a GPU.
+"""``python -m analysis.benchmark --gpu --out DIR``: the paper's shapes on a GPU.
 
-Builds random-weight models with the shapes of Qwen2.5-Math-1.5B-Instruct (small),
-Qwen2.5-Math-7B-Instruct (big) and Qwen2.5-Math-PRM-7B (reward) from configs written
-here (no hub: GPU machines here have no network), with the toy tokenizers, then runs
+Writes the configs of Qwen2.5-Math-1.5B-Instruct (small), Qwen2.5-Math-7B-Instruct (big)
+and Qwen2.5-Math-PRM-7B (reward) here (no hub: GPU machines here have no network), with
+the toy tokenizers and no weights: the engines fill the weights with random numbers
+themselves (``load_format=dummy``), so nothing of 33 GB is built or written. Then runs
 ``gsi`` and ``soft_bon_big`` at batch 1 and 64 (n = 16) through the same
-``analysis.benchmark.run_case`` as the CPU benchmark and writes DIR/benchmark_gpu.json
-in the same format. Random weights decide nothing about accuracy; they give the cost of
-the calls at the real shapes (every step runs to its token budget).
-``--dry-run`` builds tiny models of the same structure and runs the same cases on this
-machine's vLLM (CPU), so the script is tested where there is no GPU.
+``analysis.benchmark.run_case`` as the CPU benchmark, on vLLM (DIR/benchmark_gpu.json) or,
+with ``--backends transformers``, on the transformers engine for a GPU machine without
+vLLM (DIR/benchmark_gpu_transformers.json); the file is rewritten after every case, so a
+run cut short keeps the cases it finished. Random weights decide nothing about accuracy;
+they give the cost of the calls at the real shapes (every step runs to its token budget).
+``--dry-run`` runs the same cases with tiny shapes on this machine (CPU), so the script
+is tested where there is no GPU.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -31,12 +33,12 @@ COMMON = dict(max_position_embeddings=4096, rope_theta=10000.0, rms_norm_eps=1e-
 
 
 def build(root: Path, dry_run: bool) -> dict[str, Path]:
-    """Write the three random-weight model folders under ``root`` (kept if present with the same shape)."""
+    """Write the three model folders (config and tokenizer, no weights) under ``root``."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config
 
     from analysis.meters import toy_model_path
-    from gsi.rewards.qwen2_prm_model import ARCHITECTURE, Qwen2ForProcessRewardModel
+    from gsi.rewards.qwen2_prm_model import ARCHITECTURE
 
     shapes = {"small": TINY if dry_run else QWEN_1_5B, "big": TINY if dry_run else QWEN_7B,
               "prm": TINY if dry_run else QWEN_7B}
@@ -45,19 +47,11 @@ def build(root: Path, dry_run: bool) -> dict[str, Path]:
     for role, shape in shapes.items():
         folder = root / role
         out[role] = folder
-        if (folder / "config.json").exists():
-            saved = json.loads((folder / "config.json").read_text())
-            if all(saved.get(k) == v for k, v in shape.items()):
-                continue  # built before with this shape
+        if folder.exists():
             shutil.rmtree(folder)
         config = Qwen2Config(**shape, **COMMON, dtype=str(dtype).removeprefix("torch."))
-        torch.manual_seed(0)
-        with torch.device("cpu" if dry_run else "cuda"):
-            model = Qwen2ForProcessRewardModel(config) if role == "prm" else Qwen2ForCausalLM(config)
-        model.to(dtype)
-        if role == "prm":
-            model.config.architectures = [ARCHITECTURE]
-        model.save_pretrained(folder)
+        config.architectures = [ARCHITECTURE if role == "prm" else "Qwen2ForCausalLM"]
+        config.save_pretrained(folder)
         tokenizer = Path(toy_model_path("prm" if role == "prm" else role))
         for f in tokenizer.glob("*"):
             if f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
@@ -65,24 +59,36 @@ def build(root: Path, dry_run: bool) -> dict[str, Path]:
     return out
 
 
-def cases(paths: dict[str, Path], dry_run: bool) -> list[tuple[str, list[str]]]:
-    problems, n, batches = (4, 4, [1, 4]) if dry_run else (64, 16, [1, 64])
-    engine = ["enforce_eager=true", "dtype=float32"] if dry_run else ["enforce_eager=false", "dtype=bfloat16"]
-    window = 512 if dry_run else 4096
-    shares = {"small": 0.1, "big": 0.1, "prm": 0.1} if dry_run else {"small": 0.2, "big": 0.35, "prm": 0.3}
-    common = ["model=toy_vllm", "reward=toy_prm_vllm", f"limit={problems}", f"n_small={n}", f"n_big={n}",
-              "max_steps=4", "max_step_tokens=64" if not dry_run else "max_step_tokens=16"]
-    for role in ("small", "big"):
-        common += [f"model.{role}.path={paths[role]}", f"model.{role}.max_model_len={window}",
-                   f"model.{role}.gpu_memory_utilization={shares[role]}"]
-        common += [f"model.{role}.{e}" for e in engine]
-    common += [f"reward.path={paths['prm']}", f"reward.max_model_len={window}",
-               f"reward.gpu_memory_utilization={shares['prm']}", *(f"reward.{e}" for e in engine)]
-    return [("batching" if m == "gsi" else "methods", [f"method={m}", f"batch_size={b}", *common])
-            for m in ("gsi", "soft_bon_big") for b in batches]
+def cases(paths: dict[str, Path], dry_run: bool, engine: str = "vllm") -> list[tuple[str, list[str]]]:
+    """The four cases (gsi and soft_bon_big at batch 1 and 64) as overrides of the real
+    ``conf/``, on ``engine`` (``vllm``, or ``transformers`` for a machine without vLLM)."""
+    # batch size -> problems: 16 one at a time keep the four cases inside one 10-minute command
+    problems, n = ({1: 4, 4: 4}, 4) if dry_run else ({1: 16, 64: 64}, 16)
+    dtype = "float32" if dry_run else "bfloat16"
+    common = [f"n_small={n}", f"n_big={n}", "max_steps=4",
+              "max_step_tokens=64" if not dry_run else "max_step_tokens=16"]
+    keys = {"small": "model.small", "big": "model.big", "prm": "reward"}
+    if engine == "vllm":
+        common += ["model=toy_vllm", "reward=toy_prm_vllm"]
+        shares = {"small": 0.1, "big": 0.1, "prm": 0.1} if dry_run else {"small": 0.2, "big": 0.35, "prm": 0.3}
+        for role, key in keys.items():
+            common += [f"{key}.path={paths[role]}", f"{key}.max_model_len={512 if dry_run else 4096}",
+                       f"{key}.gpu_memory_utilization={shares[role]}", f"{key}.dtype={dtype}",
+                       f"{key}.enforce_eager={str(dry_run).lower()}",
+                       # random weights drawn by vLLM at load time: the folders hold configs and tokenizers only
+                       f"++{key}.engine_kwargs.load_format=dummy"]
+    elif engine == "transformers":
+        common += ["model=toy", "reward=toy_prm"]
+        for role, key in keys.items():
+            common += [f"{key}.path={paths[role]}", f"{key}.dtype={dtype}", f"{key}.load_format=dummy",
+                       f"{key}.device={'cpu' if dry_run else 'cuda'}"]
+    else:
+        raise ValueError(f"engine {engine!r}: vllm or transformers")
+    return [("batching" if m == "gsi" else "methods", [f"method={m}", f"batch_size={b}", f"limit={count}", *common])
+            for m in ("gsi", "soft_bon_big") for b, count in problems.items()]
 
 
-def main(out: Path | None, dry_run: bool) -> list[dict]:
+def main(out: Path | None, dry_run: bool, engine: str = "vllm") -> list[dict]:
     import torch
 
     if not dry_run and not torch.cuda.is_available():
@@ -93,15 +99,20 @@ def main(out: Path | None, dry_run: bool) -> list[dict]:
 
     out = out or Path("bench")
     paths = build(out / ("models_tiny" if dry_run else "models_paper_shapes"), dry_run)
+    target = out / ("benchmark_gpu.json" if engine == "vllm" else f"benchmark_gpu_{engine}.json")
     components: dict = {}
-    records = [run_case("vllm", overrides, components, part) for part, overrides in cases(paths, dry_run)]
+    records = []
+    for part, overrides in cases(paths, dry_run, engine):
+        records.append(run_case(engine, overrides, components, part))
+        # after every case: a run cut short (the lent GPU's time is counted) keeps what it finished
+        atomic_write_json(target, {"cases": records, "scaling": [], "dry_run": dry_run, "engine": engine})
+        print(format_table(records[-1:]), flush=True)
     print(format_table(records))
     print("\n".join(ratios(records)))
     by = {(r["method"], r["batch_size"]): r for r in records}
     for b in sorted({r["batch_size"] for r in records}):
         g, s = by[("gsi", b)], by[("soft_bon_big", b)]
         print(f"batch {b}: wall gsi / soft_bon_big = {g['wall_time_s'] / s['wall_time_s']:.2f} "
-              f"(issue #20's estimate with prefix reuse: 1.0-1.25 at batch 64, 0.56-0.63 at batch 1)")
-    atomic_write_json(out / "benchmark_gpu.json", {"cases": records, "scaling": [], "dry_run": dry_run})
-    print(f"wrote {out / 'benchmark_gpu.json'}")
+              f"(issue #20's estimate with prefix reuse on vLLM: 1.0-1.25 at batch 64, 0.56-0.63 at batch 1)")
+    print(f"wrote {target}")
     return records

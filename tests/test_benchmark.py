@@ -93,6 +93,7 @@ def test_gpu_benchmark_writes_paper_shape_configs(tmp_path):
     for role in ("small", "big", "prm"):
         config = json.loads((paths[role] / "config.json").read_text())
         assert config["model_type"] == "qwen2" and (paths[role] / "tokenizer.json").exists()
+        assert not list(paths[role].glob("*.safetensors"))  # vLLM draws the weights (load_format=dummy)
     assert json.loads((paths["prm"] / "config.json").read_text())["architectures"] == ["Qwen2ForProcessRewardModel"]
     assert QWEN_7B["hidden_size"] == 3584 and QWEN_1_5B["num_hidden_layers"] == 28
     planned = cases(paths, dry_run=False)
@@ -101,11 +102,43 @@ def test_gpu_benchmark_writes_paper_shape_configs(tmp_path):
         ("method=soft_bon_big", "batch_size=1"), ("method=soft_bon_big", "batch_size=64"),
     ]
     assert all("n_small=16" in o and "dtype=bfloat16" in " ".join(o) for _, o in planned)
+    assert all(f"++{k}.engine_kwargs.load_format=dummy" in o for _, o in planned for k in ("model.big", "reward"))
     from analysis.benchmark import compose
     from gsi.config import validate
 
     cfg = compose(planned[1][1])  # the real conf/ takes every override
     assert validate(cfg).batch_size == 64 and cfg.reward.path == str(paths["prm"])
+
+
+def test_gpu_benchmark_on_transformers_runs_every_case_with_random_weights(tmp_path):
+    """``--gpu --backends transformers`` (for a GPU machine without vLLM): the same four
+    cases on the transformers engine, models built from the configs alone
+    (``load_format=dummy``); the JSON is there after every case."""
+    records = main(["--gpu", "--dry-run", "--backends", "transformers", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "benchmark_gpu_transformers.json").read_text())
+    assert written["engine"] == "transformers" and written["dry_run"]
+    assert [(r["backend"], r["method"], r["batch_size"]) for r in written["cases"]] == [
+        ("transformers", "gsi", 1), ("transformers", "gsi", 4),
+        ("transformers", "soft_bon_big", 1), ("transformers", "soft_bon_big", 4)]
+    assert all(r["num_problems"] == 4 and r["wall_time_s"] > 0 for r in records)
+    assert not list((tmp_path / "models_tiny").rglob("*.safetensors"))
+
+
+def test_dummy_load_format_builds_the_configs_architecture_with_seeded_random_weights(tmp_path):
+    import torch
+    from transformers import LlamaConfig
+
+    from gsi.engines.hf import load
+    from gsi.errors import ConfigError
+
+    LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
+                num_key_value_heads=1, vocab_size=50).save_pretrained(tmp_path)
+    a, _, _ = load(str(tmp_path), dtype="bfloat16", device="cpu", tokenizer=False, load_format="dummy")
+    b, _, _ = load(str(tmp_path), dtype="bfloat16", device="cpu", tokenizer=False, load_format="dummy")
+    assert a.config.num_hidden_layers == 1 and next(a.parameters()).dtype == torch.bfloat16
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))  # seeded
+    with pytest.raises(ConfigError, match="load_format='fast' is not known"):
+        load(str(tmp_path), device="cpu", tokenizer=False, load_format="fast")
 
 
 @pytest.mark.vllm

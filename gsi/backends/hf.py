@@ -39,11 +39,12 @@ class HFBackend(TokenizedPrompts):
         device: str = "auto",
         num_threads: int | None = None,
         prefix_cache: int = 512,
+        load_format: str = "auto",
     ) -> None:
         from gsi.engines.hf import load
 
         self.name = name or path
-        self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads)
+        self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads, load_format=load_format)
         self.tokenizer.padding_side = "left"
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:

@@ -30,6 +30,7 @@ class BackendConfig:
     device: str = "auto"
     num_threads: Optional[int] = None  # torch CPU threads (process-wide); null = torch's default
     prefix_cache: int = 512  # prompts whose KV is kept for reuse by the next step (0 = off)
+    load_format: str = "auto"  # dummy: config.json's architecture, random weights (cost benchmarks)
 
 
 @dataclass
@@ -136,6 +137,7 @@ class QwenPRMConfig(RewardConfig):
     max_length: Optional[int] = None
     num_threads: Optional[int] = None
     prefix_cache: int = 512  # partial solutions whose KV is kept for the next step (0 = off)
+    load_format: str = "auto"  # dummy: config.json's architecture, random weights (cost benchmarks)
 
 
 @dataclass
@@ -174,6 +176,7 @@ class StepTagLMPRMConfig(RewardConfig):
     max_length: Optional[int] = None
     num_threads: Optional[int] = None
     prefix_cache: int = 512  # partial solutions whose KV is kept for the next step (0 = off)
+    load_format: str = "auto"  # dummy: config.json's architecture, random weights (cost benchmarks)
 
 
 @dataclass

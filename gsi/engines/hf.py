@@ -38,23 +38,37 @@ def load(
     device: str = "auto",
     num_threads: int | None = None,
     tokenizer: bool = True,
+    load_format: str = "auto",
 ) -> tuple[Any, Any, str]:
     """(model in eval mode on its device, tokenizer or None, device) from a local folder or hub id.
 
     ``model_class`` defaults to ``AutoModelForCausalLM``. ``num_threads`` sets torch's
     process-wide intra-op threads: tiny models gain nothing from them, and on a busy CPU
-    spinning OpenMP workers make every small op ~10x slower.
+    spinning OpenMP workers make every small op ~10x slower. ``load_format``: ``auto``
+    reads the weights; ``dummy`` (as vLLM's) builds the architecture of ``config.json``
+    on the device with random weights (seed 0) and reads nothing else, for measuring the
+    cost of real shapes without their weights.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    if load_format not in ("auto", "dummy"):
+        raise ConfigError(f"load_format={load_format!r} is not known: use auto (read the weights) or dummy (random)")
     hf_logging.disable_progress_bar()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     device = resolve_device(device)
     tok = AutoTokenizer.from_pretrained(path) if tokenizer else None
-    model = (model_class or AutoModelForCausalLM).from_pretrained(path, dtype=getattr(torch, dtype))
+    cls = model_class or AutoModelForCausalLM
+    if load_format == "dummy":
+        config = AutoConfig.from_pretrained(path)
+        torch.manual_seed(0)
+        with torch.device(device):
+            build = cls.from_config if cls is AutoModelForCausalLM else cls._from_config
+            model = build(config, dtype=getattr(torch, dtype))
+    else:
+        model = cls.from_pretrained(path, dtype=getattr(torch, dtype))
     model.to(device).eval()
     return model, tok, device
 

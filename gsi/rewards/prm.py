@@ -106,6 +106,7 @@ class HFQwenPRM(_QwenPRMBase):
         max_length: int | None = None,
         num_threads: int | None = None,
         prefix_cache: int = 512,
+        load_format: str = "auto",
     ) -> None:
         from gsi.engines.hf import load
         from gsi.engines.prefix_cache import PrefixCache
@@ -115,7 +116,8 @@ class HFQwenPRM(_QwenPRMBase):
             raise ConfigError(f"reward.batch_size={batch_size} is not allowed: it must be >= 1")
         super().__init__(path, name, aggregation, system_prompt, step_tag, max_length)
         self.batch_size = batch_size
-        self.model, _, self.device = load(path, Qwen2ForProcessRewardModel, dtype, device, num_threads, tokenizer=False)
+        self.model, _, self.device = load(path, Qwen2ForProcessRewardModel, dtype, device, num_threads, tokenizer=False,
+                                            load_format=load_format)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.prefix_cache = PrefixCache(prefix_cache)
 

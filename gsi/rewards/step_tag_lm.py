@@ -50,6 +50,7 @@ class StepTagLMPRM:
         max_length: int | None = None,
         num_threads: int | None = None,
         prefix_cache: int = 512,
+        load_format: str = "auto",
     ) -> None:
         from gsi.engines.hf import load
         from gsi.engines.prefix_cache import PrefixCache
@@ -65,7 +66,7 @@ class StepTagLMPRM:
         self.step_tag, self.step_prefix, self.step_sep, self.question_sep = step_tag, step_prefix, step_sep, question_sep
         self.positive = positive
         self.batch_size, self.max_length = batch_size, max_length
-        self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads)
+        self.model, self.tokenizer, self.device = load(path, None, dtype, device, num_threads, load_format=load_format)
         if not self.tokenizer.is_fast:
             raise ConfigError(f"reward.path={path!r}: a fast tokenizer (character offsets) is needed")
         if chat_template is not None:
