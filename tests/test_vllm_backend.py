@@ -18,7 +18,7 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 from gsi.backends.base import ContextOverflow  # noqa: E402
 from gsi.config import toy_model_path  # noqa: E402
 from gsi.types import SamplingParams, StepSample  # noqa: E402
-from tests.helpers import assert_same_results  # noqa: E402
+from tests.helpers import assert_same_results, toy_vllm_kv_cache  # noqa: E402
 
 TOL = 1e-4
 LAWS = [(1.0, 1.0), (0.7, 1.0), (1.5, 0.95)]
@@ -31,7 +31,8 @@ def engines():
     from gsi.backends.vllm_backend import VLLMBackend
 
     path = toy_model_path("small")
-    v = VLLMBackend(path, name="toy-small", dtype="float32", enforce_eager=True, max_model_len=256)
+    v = VLLMBackend(path, name="toy-small", dtype="float32", enforce_eager=True, max_model_len=256,
+                    engine_kwargs=toy_vllm_kv_cache())
     h = HFBackend(path, name="toy-small", num_threads=1)
     return v, h
 
@@ -175,12 +176,21 @@ def test_all_vllm_stack_small_big_and_prm_engines_in_one_run(compose, tmp_path):
 
     from gsi.pipeline import run
 
+    from gsi.pipeline import _LOADED
+
     cfg = compose("model=toy_vllm", "reward=toy_prm_vllm", "limit=4", "tracking=none")
     metrics = run(cfg, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and metrics["num_errors"] == 0
     rewards = [s["reward"] for r in rows for s in r["steps_detail"]]
     assert rewards and all(0 < x < 1 for x in rewards)
+    # each engine's KV cache has the config's size, although this module set
+    # VLLM_CPU_KVCACHE_SPACE=1 (GiB) for the whole process, which vllm-cpu would apply instead
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    sizes = {getattr(m, "name", type(m).__name__): m.llm.llm_engine.vllm_config.cache_config.kv_cache_memory_bytes
+             for m in _LOADED.values() if hasattr(m, "llm")}
+    assert set(sizes) == {"toy-small", "toy-big", "toy_prm"}, sizes
+    assert set(sizes.values()) == {cfg.model.big.engine_kwargs.kv_cache_memory_bytes}, sizes
 
 
 def test_a_vllm_run_with_cache_reads_writes_the_steps_and_numbers_of_one_without(compose, tmp_path):

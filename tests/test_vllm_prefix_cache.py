@@ -19,6 +19,7 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 from gsi.config import toy_model_path  # noqa: E402
 from gsi.types import SamplingParams, StepSample  # noqa: E402
+from tests.helpers import toy_vllm_kv_cache  # noqa: E402
 
 TOL = 1e-5
 
@@ -39,7 +40,8 @@ def long_prompts(count: int, seed: int) -> list[str]:
 def big():
     from gsi.backends.vllm_backend import VLLMBackend
 
-    return VLLMBackend(toy_model_path("big"), name="toy-big", dtype="float32", enforce_eager=True, max_model_len=256)
+    return VLLMBackend(toy_model_path("big"), name="toy-big", dtype="float32", enforce_eager=True, max_model_len=256,
+                       engine_kwargs=toy_vllm_kv_cache())
 
 
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 1.0), (1.5, 0.95)])
@@ -105,7 +107,8 @@ def prms():
     """(prefix-caching PRM, STEP-pooling PRM) on the toy PRM's weights."""
     from gsi.rewards.prm_vllm import VLLMQwenPRM
 
-    kw = dict(dtype="float32", enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.1)
+    kw = dict(dtype="float32", enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.1,
+              engine_kwargs=toy_vllm_kv_cache())
     return VLLMQwenPRM(toy_model_path("prm"), **kw), VLLMQwenPRM(toy_model_path("prm"), prefix_caching=False, **kw)
 
 

