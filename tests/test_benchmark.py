@@ -162,3 +162,16 @@ def test_gpu_benchmark_dry_run_solves_problems_on_this_machines_vllm(tmp_path, c
     assert all(r["num_problems"] == 4 and r["wall_time_s"] > 0 for r in records)
     written = json.loads((tmp_path / "benchmark_gpu.json").read_text())
     assert written["dry_run"] is True and len(written["cases"]) == 4
+
+
+def test_forward_costs_compare_the_toy_models_with_a_random_model_of_another_shape():
+    """``analysis.forward_cost``: per-token sampling and per-call scoring times at batch 1
+    of both toy models and of a random-weight model built from the big one's config with
+    another depth and width, and the gsi / soft_bon_big estimate for each π_B."""
+    from analysis.forward_cost import measure
+
+    records = measure(shapes=("3x64",), problems=2, n=2, acceptance=0.8)
+    assert [(r["model"], r["layers"], r["width"]) for r in records] == [("small", 2, 64), ("big", 4, 128), ("3x64", 3, 64)]
+    assert all(r["sample_ms_per_token"] > 0 and r["score_ms_per_call"] > 0 for r in records)
+    assert "gsi_estimate" not in records[0]
+    assert all(r["gsi_estimate"] > 0.2 and r["acceptance"] == 0.8 for r in records[1:])  # (1 - a) is its least part
