@@ -37,6 +37,9 @@ VALUES = [
     (["reward.noise=nan"], "reward.noise=nan is not allowed"),
     (["model.small.prefix_cache=-1"], "model.small.prefix_cache=-1 is not allowed"),
     (["reward=toy_prm", "reward.prefix_cache=-1"], "reward.prefix_cache=-1 is not allowed"),
+    (["model=toy_vllm", "+model.big.env.VLLM_CPU_KVCACHE_SPACE=2"],
+     "model.big.env.VLLM_CPU_KVCACHE_SPACE=2 is not allowed with model.big.engine_kwargs.kv_cache_memory_bytes="
+     "268435456: both size the KV cache; keep one (to size it in GiB, add ~model.big.engine_kwargs.kv_cache_memory_bytes"),
 ]
 
 

