@@ -80,7 +80,7 @@ def measure(shapes=(), problems: int = 48, n: int = 4, acceptance: float = 0.85)
 
     prompts = [p.prompt for p in ToyArithmetic(num_problems=problems, seed=11).load()]
     small = HFBackend(toy_model_path("small"), device="cpu", num_threads=1)
-    steps = [group for group in small.sample(prompts, n, list(range(problems)), SamplingParams(0.7, 1.0, 16))]
+    steps = small.sample(prompts, n, list(range(problems)), SamplingParams(0.7, 1.0, 16))  # what gsi scores
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         models = [("small", toy_model_path("small"), "auto"), ("big", toy_model_path("big"), "auto")]

@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
+
 def toy_vllm_kv_cache() -> dict:
     """``engine_kwargs`` that size an engine's KV cache as ``model=toy_vllm`` does (256 MiB),
     for the tests that start vLLM engines themselves. The in-process engines of a test
